@@ -1,0 +1,18 @@
+//! quizmail: a command-line SMTP submission client that also runs multiple-choice tests and
+//! mails the results.
+//!
+//! The protocol code is sans-I/O (`smtp`, `message`, `dkim`); `transport` and `client` are the
+//! only places that touch sockets and clocks. See docs/ARCHITECTURE.md.
+#![forbid(unsafe_code)]
+
+pub mod smtp;
+pub mod transport;
+pub mod client;
+pub mod message;
+pub mod dkim;
+pub mod quiz;
+pub mod report;
+pub mod config;
+pub mod cli;
+pub mod error;
+pub mod app;

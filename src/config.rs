@@ -1,1 +1,539 @@
-//! TODO
+//! Settings from the command line, the environment and the TOML config file, in that order of
+//! precedence (cli.md "Flags"), resolved once into [`Settings`] so no other module looks at where
+//! a value came from.
+//!
+//! The config file never holds a password: it names a `password_file` or `password_command`,
+//! as msmtp's `passwordeval` does, so the secret is not one more plaintext copy on disk.
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use serde::Deserialize;
+
+use crate::cli::{AuthArg, Cli, TlsMode};
+
+/// Errors of this layer: all are configuration problems (exit 78) except where noted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("cannot read config file {path}: {source}; fix the path given to --config")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid --server {0:?}: expected HOST or HOST:PORT (IPv6 as [::1]:587)")]
+    Server(String),
+    #[error("invalid --tls-fingerprint: {0}; give the 64 hex digits of the SHA-256 (colons allowed), as --probe prints it")]
+    Fingerprint(String),
+    #[error("no password for {user}: {why}; set SMTP_PASSWORD, --password-file or --password-command")]
+    NoPassword { user: String, why: String },
+    #[error("--password-file {path}: {source}")]
+    PasswordFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--password-command failed: {0}")]
+    PasswordCommand(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The config file, `deny_unknown_fields` so a misspelt key is an error and not silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub server: Option<String>,
+    pub port: Option<u16>,
+    pub tls: Option<TlsMode>,
+    pub ca_file: Option<PathBuf>,
+    pub tls_fingerprint: Option<String>,
+    pub insecure: Option<bool>,
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub password_command: Option<String>,
+    pub auth: Option<AuthArg>,
+    pub ehlo: Option<String>,
+    pub timeout: Option<u64>,
+    pub retries: Option<u32>,
+    pub from: Option<String>,
+    pub dkim_key: Option<PathBuf>,
+    pub dkim_selector: Option<String>,
+    pub dkim_domain: Option<String>,
+    pub outbox: Option<PathBuf>,
+}
+
+impl FileConfig {
+    /// Parses a config file; errors carry the line and column.
+    pub fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+        if let Ok(table) = text.parse::<toml::Table>() {
+            if table.contains_key("password") {
+                return Err(ConfigError::File {
+                    path: path.to_owned(),
+                    message: "a password is not kept in the config file; use password_command \
+                              (e.g. \"pass show smtp\") or password_file"
+                        .into(),
+                });
+            }
+        }
+        let mut cfg: FileConfig = toml::from_str(text).map_err(|e| ConfigError::File {
+            path: path.to_owned(),
+            message: toml_error_message(text, &e),
+        })?;
+        // Relative paths in the file are relative to the file, as users expect from ~/.config.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut cfg.ca_file,
+            &mut cfg.password_file,
+            &mut cfg.dkim_key,
+            &mut cfg.outbox,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Loads `--config FILE`, or the default file when it exists.
+    pub fn load(explicit: Option<&Path>) -> Result<(Option<PathBuf>, FileConfig), ConfigError> {
+        let path = match explicit {
+            Some(p) => p.to_owned(),
+            None => match default_path() {
+                Some(p) if p.is_file() => p,
+                _ => return Ok((None, FileConfig::default())),
+            },
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Unreadable {
+            path: path.clone(),
+            source,
+        })?;
+        Ok((Some(path.clone()), FileConfig::parse(&path, &text)?))
+    }
+}
+
+/// `$XDG_CONFIG_HOME/quizmail/config.toml`, else `~/.config/quizmail/config.toml`.
+pub fn default_path() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(x) => PathBuf::from(x),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".config"),
+    };
+    Some(base.join("quizmail").join("config.toml"))
+}
+
+/// "line L, column C: message" from a toml error.
+pub fn toml_error_message(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().to_owned();
+    match e.span() {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            format!("line {line}, column {col}: {msg}")
+        }
+        None => msg,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map_or(0, |l| l.chars().count())
+        + 1;
+    (line, col)
+}
+
+/// Where the password will come from; read only when the server asks for AUTH.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PasswordSource {
+    Env,
+    File(PathBuf),
+    Command(String),
+    Prompt,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub ca_file: Option<PathBuf>,
+    /// SHA-256 of the leaf certificate's DER.
+    pub fingerprint: Option<[u8; 32]>,
+    pub insecure: bool,
+    pub user: Option<String>,
+    pub password: PasswordSource,
+    pub auth: AuthArg,
+    pub ehlo: Option<String>,
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+impl ServerSettings {
+    /// `host:port` as the report shows it, IPv6 in brackets.
+    pub fn display(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Everything that depends on flags/environment/config, resolved.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub server: Option<ServerSettings>,
+    pub from: Option<String>,
+    pub dkim_key: Option<PathBuf>,
+    pub dkim_selector: Option<String>,
+    pub dkim_domain: Option<String>,
+    pub outbox: PathBuf,
+    pub config_path: Option<PathBuf>,
+}
+
+/// Source rank: a flag beats the environment beats the config file.
+fn rank(m: &ArgMatches, id: &str) -> u8 {
+    match m.value_source(id) {
+        Some(ValueSource::CommandLine) => 3,
+        Some(ValueSource::EnvVariable) => 2,
+        _ => 0,
+    }
+}
+
+impl Settings {
+    /// Merges the parsed command line (with its matches, to know which values came from the
+    /// environment) with the config file.
+    pub fn resolve(cli: &Cli, m: &ArgMatches, file: FileConfig) -> Result<Settings, ConfigError> {
+        let server = match (&cli.server, &file.server) {
+            (Some(s), _) => Some((s.clone(), rank(m, "server"))),
+            (None, Some(s)) => Some((s.clone(), 1)),
+            (None, None) => None,
+        };
+        let server = match server {
+            None => None,
+            Some((spec, server_rank)) => {
+                let (host, embedded_port) = parse_server(&spec)?;
+                let tls_choice = cli.tls.or(file.tls);
+                let port_flag = cli
+                    .port
+                    .map(|p| (p, rank(m, "port")))
+                    .or(file.port.map(|p| (p, 1)));
+                let port = match (embedded_port, port_flag) {
+                    (Some(e), Some((p, r))) => {
+                        if r >= server_rank {
+                            p
+                        } else {
+                            e
+                        }
+                    }
+                    (Some(e), None) => e,
+                    (None, Some((p, _))) => p,
+                    (None, None) => {
+                        if tls_choice == Some(TlsMode::Implicit) {
+                            465
+                        } else {
+                            587
+                        }
+                    }
+                };
+                let tls = tls_choice.unwrap_or(if port == 465 {
+                    TlsMode::Implicit
+                } else {
+                    TlsMode::Starttls
+                });
+                let fingerprint = cli
+                    .tls_fingerprint
+                    .as_deref()
+                    .or(file.tls_fingerprint.as_deref())
+                    .map(parse_fingerprint)
+                    .transpose()?;
+                let password = if let Some(p) = &cli.password_file {
+                    PasswordSource::File(p.clone())
+                } else if let Some(c) = &cli.password_command {
+                    PasswordSource::Command(c.clone())
+                } else if std::env::var_os("SMTP_PASSWORD").is_some() {
+                    PasswordSource::Env
+                } else if let Some(p) = &file.password_file {
+                    PasswordSource::File(p.clone())
+                } else if let Some(c) = &file.password_command {
+                    PasswordSource::Command(c.clone())
+                } else {
+                    PasswordSource::Prompt
+                };
+                let timeout = cli.timeout.or(file.timeout).unwrap_or(60);
+                if timeout == 0 {
+                    return Err(ConfigError::Invalid(
+                        "--timeout must be at least 1 second".into(),
+                    ));
+                }
+                Some(ServerSettings {
+                    host,
+                    port,
+                    tls,
+                    ca_file: cli.ca_file.clone().or(file.ca_file.clone()),
+                    fingerprint,
+                    insecure: cli.insecure || file.insecure.unwrap_or(false),
+                    user: cli.user.clone().or(file.user.clone()),
+                    password,
+                    auth: cli.auth.or(file.auth).unwrap_or(AuthArg::Auto),
+                    ehlo: cli.ehlo.clone().or(file.ehlo.clone()),
+                    timeout: Duration::from_secs(timeout),
+                    retries: cli.retries.or(file.retries).unwrap_or(2),
+                })
+            }
+        };
+        Ok(Settings {
+            server,
+            from: cli.from.clone().or(file.from),
+            dkim_key: cli.dkim_key.clone().or(file.dkim_key),
+            dkim_selector: cli.dkim_selector.clone().or(file.dkim_selector),
+            dkim_domain: cli.dkim_domain.clone().or(file.dkim_domain),
+            outbox: cli
+                .outbox
+                .clone()
+                .or(file.outbox)
+                .unwrap_or_else(|| PathBuf::from("outbox")),
+            config_path: None,
+        })
+    }
+}
+
+/// `HOST`, `HOST:PORT`, `[v6]`, `[v6]:PORT`, or a bare IPv6 address.
+pub fn parse_server(spec: &str) -> Result<(String, Option<u16>), ConfigError> {
+    let bad = || ConfigError::Server(spec.to_owned());
+    let spec = spec.trim();
+    if spec.is_empty() || spec.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad());
+    }
+    let port = |p: &str| p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(bad);
+    if let Some(rest) = spec.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad());
+        }
+        return match after {
+            "" => Ok((host.to_owned(), None)),
+            p => Ok((host.to_owned(), Some(port(p.strip_prefix(':').ok_or_else(bad)?)?))),
+        };
+    }
+    if spec.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Ok((spec.to_owned(), None));
+    }
+    match spec.split_once(':') {
+        Some((h, p)) if !h.is_empty() => Ok((h.to_owned(), Some(port(p)?))),
+        Some(_) => Err(bad()),
+        None => Ok((spec.to_owned(), None)),
+    }
+}
+
+/// 64 hex digits, colons and case ignored.
+pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], ConfigError> {
+    let hex: String = s.chars().filter(|&c| c != ':').collect();
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ConfigError::Fingerprint(format!(
+            "{} hex digits given",
+            hex.chars().filter(char::is_ascii_hexdigit).count()
+        )));
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+            .map_err(|e| ConfigError::Fingerprint(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+/// Reads the password from its source. Called only when AUTH is about to happen, so a run
+/// against a server that needs no login never runs a password command or prompts.
+pub fn read_password(source: &PasswordSource, user: &str) -> Result<String, ConfigError> {
+    let pw = match source {
+        PasswordSource::Env => std::env::var("SMTP_PASSWORD").map_err(|_| {
+            ConfigError::NoPassword {
+                user: user.into(),
+                why: "SMTP_PASSWORD is not valid UTF-8".into(),
+            }
+        })?,
+        PasswordSource::File(path) => {
+            let file = std::fs::File::open(path).map_err(|source| ConfigError::PasswordFile {
+                path: path.clone(),
+                source,
+            })?;
+            let mut line = String::new();
+            std::io::BufReader::new(file)
+                .read_line(&mut line)
+                .map_err(|source| ConfigError::PasswordFile {
+                    path: path.clone(),
+                    source,
+                })?;
+            line
+        }
+        PasswordSource::Command(cmd) => {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .stdin(Stdio::inherit())
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| ConfigError::PasswordCommand(format!("cannot run sh: {e}")))?;
+            if !out.status.success() {
+                return Err(ConfigError::PasswordCommand(format!(
+                    "it exited with {}",
+                    out.status
+                )));
+            }
+            let text = String::from_utf8(out.stdout).map_err(|_| {
+                ConfigError::PasswordCommand("its output is not valid UTF-8".into())
+            })?;
+            text.lines().next().unwrap_or("").to_owned()
+        }
+        PasswordSource::Prompt => {
+            if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
+                return Err(ConfigError::NoPassword {
+                    user: user.into(),
+                    why: "not on a terminal, so it cannot be asked for".into(),
+                });
+            }
+            rpassword::prompt_password(format!("Password for {user}: ")).map_err(|e| {
+                ConfigError::NoPassword {
+                    user: user.into(),
+                    why: format!("the prompt failed ({e})"),
+                }
+            })?
+        }
+    };
+    let pw = pw.trim_end_matches(['\r', '\n']).to_owned();
+    if pw.is_empty() {
+        return Err(ConfigError::NoPassword {
+            user: user.into(),
+            why: "the password is empty".into(),
+        });
+    }
+    Ok(pw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    fn resolve(args: &[&str], file: &str) -> Result<Settings, ConfigError> {
+        let m = Cli::command()
+            .try_get_matches_from(std::iter::once("quizmail").chain(args.iter().copied()))
+            .unwrap();
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let file = FileConfig::parse(Path::new("/etc/q/config.toml"), file)?;
+        Settings::resolve(&cli, &m, file)
+    }
+
+    #[test]
+    fn server_forms() {
+        assert_eq!(parse_server("mx.test").unwrap(), ("mx.test".into(), None));
+        assert_eq!(
+            parse_server("mx.test:25").unwrap(),
+            ("mx.test".into(), Some(25))
+        );
+        assert_eq!(
+            parse_server("[::1]:2525").unwrap(),
+            ("::1".into(), Some(2525))
+        );
+        assert_eq!(parse_server("::1").unwrap(), ("::1".into(), None));
+        for bad in ["", "mx.test:", "mx.test:0", "mx.test:99999", "[::1", "a b", ":25"] {
+            assert!(parse_server(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ports_and_tls_defaults() {
+        let s = resolve(&["--server", "mx.test"], "").unwrap().server.unwrap();
+        assert_eq!((s.port, s.tls), (587, TlsMode::Starttls));
+        let s = resolve(&["--server", "mx.test", "--tls", "implicit"], "")
+            .unwrap()
+            .server
+            .unwrap();
+        assert_eq!((s.port, s.tls), (465, TlsMode::Implicit));
+        let s = resolve(&["--server", "mx.test:465"], "")
+            .unwrap()
+            .server
+            .unwrap();
+        assert_eq!((s.port, s.tls), (465, TlsMode::Implicit));
+        let s = resolve(&["--server", "mx.test:25", "--port", "26"], "")
+            .unwrap()
+            .server
+            .unwrap();
+        assert_eq!(s.port, 26);
+    }
+
+    #[test]
+    fn flags_beat_the_config_file() {
+        let file = "server = \"file.test:2525\"\nuser = \"f\"\ntimeout = 5\n";
+        let s = resolve(&["--user", "cli"], file).unwrap().server.unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("file.test", 2525));
+        assert_eq!(s.user.as_deref(), Some("cli"));
+        assert_eq!(s.timeout, Duration::from_secs(5));
+        let s = resolve(&["--server", "cli.test"], file)
+            .unwrap()
+            .server
+            .unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("cli.test", 587));
+    }
+
+    #[test]
+    fn config_errors_name_line_and_column() {
+        let e = resolve(&[], "server = \"x\"\nsrever = 1\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("line 2, column 1"), "{msg}");
+        let e = resolve(&[], "password = \"hunter2\"\n").unwrap_err();
+        assert!(e.to_string().contains("password_command"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_in_the_file_are_relative_to_it() {
+        let s = resolve(&[], "server = \"x\"\nca_file = \"ca.pem\"\n").unwrap();
+        assert_eq!(
+            s.server.unwrap().ca_file.unwrap(),
+            PathBuf::from("/etc/q/ca.pem")
+        );
+    }
+
+    #[test]
+    fn fingerprints() {
+        let hex = "AB:".repeat(31) + "CD";
+        let fp = parse_fingerprint(&hex).unwrap();
+        assert_eq!(fp[0], 0xab);
+        assert_eq!(fp[31], 0xcd);
+        assert!(parse_fingerprint("abcd").is_err());
+        assert!(parse_fingerprint(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn password_file_and_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pw");
+        std::fs::write(&p, "s3cret\nsecond line\n").unwrap();
+        assert_eq!(
+            read_password(&PasswordSource::File(p), "u").unwrap(),
+            "s3cret"
+        );
+        let cmd = PasswordSource::Command("printf 'from-cmd\\nx\\n'".into());
+        assert_eq!(read_password(&cmd, "u").unwrap(), "from-cmd");
+        let failing = PasswordSource::Command("exit 3".into());
+        assert!(matches!(
+            read_password(&failing, "u"),
+            Err(ConfigError::PasswordCommand(_))
+        ));
+        let empty = PasswordSource::Command("true".into());
+        assert!(matches!(
+            read_password(&empty, "u"),
+            Err(ConfigError::NoPassword { .. })
+        ));
+    }
+}

@@ -134,7 +134,11 @@ pub struct Cli {
     #[arg(long, env = "SMTP_USER", value_name = "NAME")]
     pub user: Option<String>,
     /// Read the password from the first line of FILE
-    #[arg(long = "password-file", value_name = "FILE", conflicts_with = "password_command")]
+    #[arg(
+        long = "password-file",
+        value_name = "FILE",
+        conflicts_with = "password_command"
+    )]
     pub password_file: Option<PathBuf>,
     /// Run CMD (with sh -c) and use the first line of its output as the password
     #[arg(long = "password-command", value_name = "CMD")]

@@ -29,7 +29,9 @@ pub enum ConfigError {
     Server(String),
     #[error("invalid --tls-fingerprint: {0}; give the 64 hex digits of the SHA-256 (colons allowed), as --probe prints it")]
     Fingerprint(String),
-    #[error("no password for {user}: {why}; set SMTP_PASSWORD, --password-file or --password-command")]
+    #[error(
+        "no password for {user}: {why}; set SMTP_PASSWORD, --password-file or --password-command"
+    )]
     NoPassword { user: String, why: String },
     #[error("--password-file {path}: {source}")]
     PasswordFile {
@@ -143,11 +145,7 @@ pub fn toml_error_message(text: &str, e: &toml::de::Error) -> String {
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map_or(0, |l| l.chars().count())
-        + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
 }
 
@@ -322,7 +320,10 @@ pub fn parse_server(spec: &str) -> Result<(String, Option<u16>), ConfigError> {
         }
         return match after {
             "" => Ok((host.to_owned(), None)),
-            p => Ok((host.to_owned(), Some(port(p.strip_prefix(':').ok_or_else(bad)?)?))),
+            p => Ok((
+                host.to_owned(),
+                Some(port(p.strip_prefix(':').ok_or_else(bad)?)?),
+            )),
         };
     }
     if spec.parse::<std::net::Ipv6Addr>().is_ok() {
@@ -356,12 +357,12 @@ pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], ConfigError> {
 /// against a server that needs no login never runs a password command or prompts.
 pub fn read_password(source: &PasswordSource, user: &str) -> Result<String, ConfigError> {
     let pw = match source {
-        PasswordSource::Env => std::env::var("SMTP_PASSWORD").map_err(|_| {
-            ConfigError::NoPassword {
+        PasswordSource::Env => {
+            std::env::var("SMTP_PASSWORD").map_err(|_| ConfigError::NoPassword {
                 user: user.into(),
                 why: "SMTP_PASSWORD is not valid UTF-8".into(),
-            }
-        })?,
+            })?
+        }
         PasswordSource::File(path) => {
             let file = std::fs::File::open(path).map_err(|source| ConfigError::PasswordFile {
                 path: path.clone(),
@@ -446,14 +447,25 @@ mod tests {
             ("::1".into(), Some(2525))
         );
         assert_eq!(parse_server("::1").unwrap(), ("::1".into(), None));
-        for bad in ["", "mx.test:", "mx.test:0", "mx.test:99999", "[::1", "a b", ":25"] {
+        for bad in [
+            "",
+            "mx.test:",
+            "mx.test:0",
+            "mx.test:99999",
+            "[::1",
+            "a b",
+            ":25",
+        ] {
             assert!(parse_server(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn ports_and_tls_defaults() {
-        let s = resolve(&["--server", "mx.test"], "").unwrap().server.unwrap();
+        let s = resolve(&["--server", "mx.test"], "")
+            .unwrap()
+            .server
+            .unwrap();
         assert_eq!((s.port, s.tls), (587, TlsMode::Starttls));
         let s = resolve(&["--server", "mx.test", "--tls", "implicit"], "")
             .unwrap()

@@ -5,14 +5,14 @@
 //! only places that touch sockets and clocks. See docs/ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
-pub mod smtp;
-pub mod transport;
+pub mod app;
+pub mod cli;
 pub mod client;
-pub mod message;
+pub mod config;
 pub mod dkim;
+pub mod error;
+pub mod message;
 pub mod quiz;
 pub mod report;
-pub mod config;
-pub mod cli;
-pub mod error;
-pub mod app;
+pub mod smtp;
+pub mod transport;

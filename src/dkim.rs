@@ -642,6 +642,14 @@ mod tests {
             "from:a@example.com\r\nto:second@example.com\r\nto:first@example.com\r\n\
              dkim-signature:b="
         );
+        // A From added above the signed one is picked up by the second "from" in h= (the
+        // one that hashed nothing when signing), so the signature breaks (RFC 6376 §8.15).
+        let mut forged = headers.clone();
+        forged.insert(0, ("From".into(), "mallory@example.net".into()));
+        let forged_data = header_hash_input(&forged, &names, "b=");
+        assert!(String::from_utf8(forged_data)
+            .unwrap()
+            .starts_with("from:a@example.com\r\nfrom:mallory@example.net\r\n"));
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub enum ErrorClass {
     Data,
 }
 
+/// Why a key could not be loaded or a message signed; [`DkimError::class`] picks the exit status.
 #[derive(Debug, thiserror::Error)]
 pub enum DkimError {
     #[error("cannot read DKIM key {}: {source}", path.display())]
@@ -97,6 +98,8 @@ pub enum DkimError {
 }
 
 impl DkimError {
+    /// Input (exit 66), configuration (78) or data (65). A body closure error is input: it
+    /// means a file the message reads (an attachment) failed while streaming.
     pub fn class(&self) -> ErrorClass {
         match self {
             DkimError::KeyUnreadable { .. } | DkimError::KeyNotAFile { .. } => ErrorClass::Input,

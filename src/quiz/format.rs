@@ -457,6 +457,28 @@ explain = "RFC 6409 submission; 465 is implicit TLS (RFC 8314)."   # optional
         assert_eq!(e.class(), super::super::ErrorClass::Input);
     }
 
+    proptest::proptest! {
+        /// Whatever the bytes, parsing answers with a quiz or a located error, never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(text in "(?s).{0,400}") {
+            if let Err(e) = parse(&text, Path::new("q")) {
+                let located = matches!(e, QuizError::Syntax { line, column, .. } if line >= 1 && column >= 1);
+                proptest::prop_assert!(located, "{e:?}");
+            }
+        }
+
+        /// Mutations of a valid file: errors still carry a position inside the text.
+        #[test]
+        fn mutated_files_report_positions_inside_the_text(cut in 0usize..GOOD.len(), insert in "[\\[\\]\"=a-z\n ]{0,5}") {
+            let mut text = GOOD.to_owned();
+            let at = (0..=cut).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            text.insert_str(at, &insert);
+            if let Err(QuizError::Syntax { line, .. }) = parse(&text, Path::new("q")) {
+                proptest::prop_assert!(line <= text.lines().count() + 1);
+            }
+        }
+    }
+
     #[test]
     fn letters() {
         assert_eq!(letter(0), 'a');

@@ -196,13 +196,11 @@ pub fn results_html(quiz: &Quiz, attempt: &Attempt) -> String {
             "<div>Your answer: <span style=\"color:{mark_color};\">{}</span></div>",
             html_escape(&choice(q, given))
         );
-        if !right {
-            let _ = writeln!(
-                h,
-                "<div>Correct: <span style=\"color:{GREEN};\">{}</span></div>",
-                html_escape(&choice(q, q.answer))
-            );
-        }
+        let _ = writeln!(
+            h,
+            "<div>Correct: <span style=\"color:{GREEN};\">{}</span></div>",
+            html_escape(&choice(q, q.answer))
+        );
         if let Some(explain) = &q.explain {
             let _ = writeln!(
                 h,
@@ -313,6 +311,9 @@ mod tests {
             );
         }
         assert!(html.starts_with("<!DOCTYPE html>"));
+        // Every question shows the answer given and the correct one, right or wrong.
+        assert_eq!(html.matches("<div>Your answer: ").count(), 2);
+        assert_eq!(html.matches("<div>Correct: ").count(), 2);
         // Right answer ✓ in green, wrong one ✗ in red.
         assert!(html.contains(&format!("color:{GREEN};\" title=\"right\">✓</td>")));
         assert!(html.contains(&format!("color:{RED};\" title=\"wrong\">✗</td>")));

@@ -390,6 +390,21 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Arbitrary text gives entries or a roster error with a line, never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(text in "(?s)[a-d;,\"\r\n xé]{0,200}") {
+            let with_header = format!("name,email,answers\n{text}");
+            for t in [text.as_str(), with_header.as_str()] {
+                match parse(t) {
+                    Ok(entries) => proptest::prop_assert!(entries.iter().all(|e| e.attempt.answers.len() == 3)),
+                    Err(QuizError::Roster { line, .. }) => proptest::prop_assert!(line >= 1 && line <= t.lines().count().max(1) + 1),
+                    Err(other) => proptest::prop_assert!(false, "unexpected {other:?}"),
+                }
+            }
+        }
+    }
+
     #[test]
     fn load_roster_reports_missing_files_as_input() {
         let dir = tempfile::tempdir().unwrap();

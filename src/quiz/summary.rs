@@ -168,12 +168,9 @@ pub fn summary_text(quiz: &Quiz, summary: &ClassSummary, entries: &[RosterEntry]
             .questions
             .get(stat.number - 1)
             .map_or(String::new(), |q| short(&q.prompt, 60));
-        let _ = writeln!(
-            s,
-            "  {}/{t}  {}% correct  {prompt}",
-            stat.number,
-            percent_text(tenths(stat.correct, summary.count))
-        );
+        let label = format!("Q{}", stat.number);
+        let pct = format!("{}%", percent_text(tenths(stat.correct, summary.count)));
+        let _ = writeln!(s, "  {label:<4} {pct:>6} correct  {prompt}");
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "Score distribution:");
@@ -185,7 +182,12 @@ pub fn summary_text(quiz: &Quiz, summary: &ClassSummary, entries: &[RosterEntry]
         } else {
             (n * TEXT_BAR).div_ceil(most)
         };
-        let _ = writeln!(s, "  {score:>width$}/{t} | {} {n}", "#".repeat(bar));
+        let bar = "#".repeat(bar);
+        let _ = writeln!(
+            s,
+            "  {score:>width$}/{t} | {bar}{}{n}",
+            if bar.is_empty() { "" } else { " " }
+        );
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "Students:");
@@ -252,7 +254,7 @@ pub fn summary_html(quiz: &Quiz, summary: &ClassSummary, entries: &[RosterEntry]
         let pct = tenths(stat.correct, summary.count);
         let _ = writeln!(
             h,
-            "<tr><td width=\"60\" style=\"{cell}\">{}/{t}</td><td style=\"{cell}\">{}</td><td width=\"90\" align=\"right\" style=\"{cell}color:{RED};\">{}% correct</td></tr>",
+            "<tr><td width=\"50\" style=\"{cell}\">Q{}</td><td style=\"{cell}\">{}</td><td width=\"90\" align=\"right\" style=\"{cell}color:{RED};\">{}% correct</td></tr>",
             stat.number,
             html_escape(&prompt),
             percent_text(pct)
@@ -329,4 +331,203 @@ pub fn summary_csv(quiz: &Quiz, entries: &[RosterEntry]) -> String {
         csv.push_str(&csv_record(&row));
     }
     csv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quiz::{Attempt, Question};
+    use proptest::prelude::*;
+
+    /// Four questions; the correct answers are a, b, c, d.
+    fn quiz() -> Quiz {
+        Quiz {
+            title: "Mail <101>".into(),
+            pass_percent: 50,
+            questions: (0..4)
+                .map(|i| Question {
+                    prompt: format!("Question {i}?"),
+                    choices: vec!["w".into(), "x".into(), "y".into(), "z".into()],
+                    answer: i,
+                    explain: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn entries(rows: &[(&str, &str, [usize; 4])]) -> Vec<RosterEntry> {
+        let q = quiz();
+        rows.iter()
+            .enumerate()
+            .map(|(i, (name, email, answers))| RosterEntry {
+                line: i + 2,
+                email: (*email).into(),
+                attempt: Attempt::new(&q, (*name).into(), answers.to_vec()),
+            })
+            .collect()
+    }
+
+    /// Scores 4, 2, 2, 1, 0 (worked out by hand from the answer key a, b, c, d).
+    fn five() -> Vec<RosterEntry> {
+        entries(&[
+            ("Ada", "ada@example.com", [0, 1, 2, 3]),
+            ("Bob", "bob@example.com", [0, 1, 0, 0]),
+            ("Cy", "cy@example.com", [1, 1, 2, 0]),
+            ("Di", "di@example.com", [0, 0, 0, 0]),
+            ("Ed", "ed@example.com", [1, 0, 0, 0]),
+        ])
+    }
+
+    #[test]
+    fn odd_count_figures() {
+        let s = summarise(&quiz(), &five());
+        assert_eq!(s.count, 5);
+        assert_eq!(s.total, 4);
+        // (4 + 2 + 2 + 1 + 0) / 5 = 1.8; sorted 0 1 2 2 4 → median 2.
+        assert!((s.average - 1.8).abs() < 1e-9);
+        assert_eq!(s.median, 2.0);
+        // 2 of 4 is exactly the 50 % mark: Ada, Bob and Cy pass.
+        assert_eq!(s.passed, 3);
+        assert_eq!(s.pass_rate, 60.0);
+        assert_eq!(s.histogram, [1, 1, 2, 0, 1]);
+        // Correct per question: q1 3, q2 3, q3 2, q4 1 → hardest q4, q3, then q1 (tie with q2,
+        // the earlier question wins).
+        let hardest: Vec<(usize, usize, f64)> = s
+            .hardest
+            .iter()
+            .map(|h| (h.number, h.correct, h.rate))
+            .collect();
+        assert_eq!(hardest, [(4, 1, 20.0), (3, 2, 40.0), (1, 3, 60.0)]);
+    }
+
+    #[test]
+    fn even_count_median_is_the_mean_of_the_middle_two() {
+        let e = five();
+        let four = [e[0].clone(), e[1].clone(), e[3].clone(), e[4].clone()];
+        let s = summarise(&quiz(), &four);
+        // Scores 4 2 1 0 → sorted 0 1 2 4 → (1 + 2) / 2.
+        assert_eq!(s.median, 1.5);
+        assert!((s.average - 1.75).abs() < 1e-9);
+        assert_eq!(s.pass_rate, 50.0);
+    }
+
+    #[test]
+    fn no_students_gives_zeros() {
+        let s = summarise(&quiz(), &[]);
+        assert_eq!(
+            (s.count, s.average, s.median, s.pass_rate),
+            (0, 0.0, 0.0, 0.0)
+        );
+        assert_eq!(s.histogram, [0; 5]);
+        assert!(summary_text(&quiz(), &s, &[]).contains("Students: 0"));
+    }
+
+    #[test]
+    fn fewer_than_three_questions_lists_them_all() {
+        let q = Quiz {
+            questions: quiz().questions[..2].to_vec(),
+            ..quiz()
+        };
+        let e = RosterEntry {
+            line: 2,
+            email: "a@example.com".into(),
+            attempt: Attempt::new(&q, "A".into(), vec![0, 0]),
+        };
+        let s = summarise(&q, &[e]);
+        assert_eq!(s.hardest.len(), 2);
+        assert_eq!(s.hardest[0].number, 2);
+    }
+
+    proptest! {
+        /// Checks the figures against a second, independent computation: the median read off
+        /// the histogram by counting, the average from a running total.
+        #[test]
+        fn figures_match_a_second_computation(rows in proptest::collection::vec(proptest::array::uniform4(0usize..4), 1..40)) {
+            let q = quiz();
+            let list: Vec<RosterEntry> = rows.iter().map(|a| RosterEntry {
+                line: 0,
+                email: String::new(),
+                attempt: Attempt::new(&q, "x".into(), a.to_vec()),
+            }).collect();
+            let s = summarise(&q, &list);
+            let points: Vec<usize> = rows.iter().map(|a| (0..4).filter(|&i| a[i] == i).count()).collect();
+            let n = points.len();
+            let mut running = 0.0;
+            for p in &points { running += *p as f64; }
+            prop_assert!((s.average - running / n as f64).abs() < 1e-9);
+            // k-th smallest (0-based) by walking the counts per score.
+            let kth = |k: usize| {
+                let mut seen = 0;
+                (0..=4).find(|&v| { seen += points.iter().filter(|&&p| p == v).count(); seen > k }).unwrap()
+            };
+            let median = if n % 2 == 1 { kth(n / 2) as f64 } else { (kth(n / 2 - 1) + kth(n / 2)) as f64 / 2.0 };
+            prop_assert_eq!(s.median, median);
+            prop_assert_eq!(s.passed, points.iter().filter(|&&p| p >= 2).count());
+            prop_assert_eq!(s.histogram.iter().sum::<usize>(), n);
+            let worst = (0..4).map(|i| rows.iter().filter(|a| a[i] == i).count()).min().unwrap();
+            prop_assert_eq!(s.hardest[0].correct, worst);
+        }
+    }
+
+    #[test]
+    fn text_summary() {
+        let e = five();
+        let s = summarise(&quiz(), &e);
+        let text = summary_text(&quiz(), &s, &e);
+        assert!(text.starts_with("Class results: Mail <101>\n\nStudents: 5\nAverage:  1.8/4 (45%)\nMedian:   2/4\nPassed:   3 of 5 (60%, pass mark 50%)\n"), "{text}");
+        assert!(text.contains("Hardest questions:\n  Q4      20% correct  Question 3?\n  Q3      40% correct  Question 2?\n  Q1      60% correct  Question 0?\n"), "{text}");
+        // The busiest score (2, two students) gets the full 40 characters.
+        assert!(text.contains(&format!("  2/4 | {} 2\n", "#".repeat(40))));
+        assert!(text.contains("  3/4 | 0\n"));
+        assert!(text.contains(&format!("  0/4 | {} 1\n", "#".repeat(20))));
+        assert!(text.contains("  Bob <bob@example.com>: 2/4 (50%) passed\n"));
+        assert_eq!(
+            summary_subject(&quiz(), &s),
+            "Class results: Mail <101> — 5 students, average 1.8/4 (45%), 3 passed"
+        );
+    }
+
+    #[test]
+    fn html_summary_draws_one_bar_per_score_and_escapes() {
+        let mut e = five();
+        e[1].attempt.name = "<script>x()</script>".into();
+        e[1].email = "\"><img src=x>@example.com".into();
+        let s = summarise(&quiz(), &e);
+        let html = summary_html(&quiz(), &s, &e);
+        for banned in ["<script", "<img", "class=", "<style", "http:"] {
+            assert!(!html.contains(banned), "{banned}");
+        }
+        assert!(html.contains("&lt;script&gt;x()&lt;/script&gt;"));
+        assert!(html.contains("Class results: Mail &lt;101&gt;"));
+        // One histogram row per score value 0..=4; the busiest full width, empty ones grey.
+        for score in 0..=4 {
+            assert_eq!(
+                html.matches(&format!("nowrap;\">{score}/4</td>")).count(),
+                1,
+                "{score}"
+            );
+        }
+        assert!(html.contains(&format!("<td width=\"100%\" bgcolor=\"{GREEN}\"")));
+        assert!(html.contains(&format!("<td width=\"50%\" bgcolor=\"{RED}\"")));
+        for tag in ["table", "tr", "td"] {
+            assert_eq!(
+                html.matches(&format!("<{tag}")).count(),
+                html.matches(&format!("</{tag}>")).count(),
+                "{tag}"
+            );
+        }
+    }
+
+    #[test]
+    fn csv_has_every_student_and_their_answers() {
+        let mut e = five();
+        e.truncate(2);
+        e[1].attempt.name = "=cmd|' /C calc'!A0".into();
+        e[1].email = "bob, jr@example.com".into();
+        let csv = summary_csv(&quiz(), &e);
+        let expected = "name,email,score,total,percent,passed,q1 (a),q2 (b),q3 (c),q4 (d)\r\n\
+             Ada,ada@example.com,4,4,100.0,true,a,b,c,d\r\n\
+             '=cmd|' /C calc'!A0,\"bob, jr@example.com\",2,4,50.0,true,a,b,a,a\r\n";
+        assert_eq!(csv, expected);
+    }
 }

@@ -1,8 +1,8 @@
 //! Small text helpers shared by the quiz submodules: HTML escaping, RFC 4180 CSV fields with
 //! formula-injection protection, and byte offset → line/column conversion.
 
-/// Escapes the five characters that matter in HTML text and attribute values, so quiz and user
-/// text can never open a tag or leave an attribute (HTML 5 §13.1.2.6 "text" rules).
+/// Escapes the five characters that matter in HTML text and quoted attribute values, so quiz
+/// and user text can never open a tag, start an entity or leave an attribute.
 pub(crate) fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

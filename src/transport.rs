@@ -54,8 +54,17 @@ pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Tr
             source,
         })?
         .collect();
+    connect_any(target, &addrs, timeout)
+}
+
+/// Tries `addrs` in order; the first that connects wins.
+fn connect_any(
+    target: String,
+    addrs: &[SocketAddr],
+    timeout: Duration,
+) -> Result<TcpStream, TransportError> {
     let mut last_error = None;
-    for addr in &addrs {
+    for addr in addrs {
         match TcpStream::connect_timeout(addr, timeout) {
             Ok(tcp) => {
                 tcp.set_nodelay(true)
@@ -114,6 +123,33 @@ mod tests {
         assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused);
         assert_eq!(err.class(), ErrorClass::Temporary);
         assert!(err.to_string().contains(&format!("127.0.0.1:{port}")));
+    }
+
+    fn refused_addr() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    #[test]
+    fn later_address_is_tried_after_a_refusal() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let live = listener.local_addr().unwrap();
+        let addrs = [refused_addr(), live];
+        let tcp = connect_any("x:1".into(), &addrs, Duration::from_secs(5)).unwrap();
+        assert_eq!(tcp.peer_addr().unwrap(), live);
+    }
+
+    #[test]
+    fn every_address_failing_reports_the_count_and_no_address_is_its_own_error() {
+        let addrs = [refused_addr(), refused_addr()];
+        let err = connect_any("x:1".into(), &addrs, Duration::from_secs(5)).unwrap_err();
+        assert!(
+            matches!(err, TransportError::Connect { tried: 2, .. }),
+            "{err:?}"
+        );
+        let err = connect_any("x:1".into(), &[], Duration::from_secs(5)).unwrap_err();
+        assert!(matches!(err, TransportError::NoAddress { .. }), "{err:?}");
+        assert_eq!(err.class(), ErrorClass::Temporary);
     }
 
     #[test]

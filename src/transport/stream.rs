@@ -99,25 +99,33 @@ impl Stream {
     }
 
     /// Ends the connection: over TLS sends close_notify first (RFC 8446 §6.1) so the server
-    /// sees a clean end rather than a truncation.
+    /// sees a clean end rather than a truncation. A server that already closed (after `221`)
+    /// is the normal end, not an error.
     pub fn close(self) -> Result<(), TransportError> {
         const CLOSING: &str = "closing the connection";
+        let already_closed = |err: &TransportError| matches!(err, TransportError::Closed { .. });
         let tcp = match self.inner {
             Inner::Plain(tcp) => tcp,
             Inner::Tls(mut tls) => {
                 tls.conn.send_close_notify();
                 while tls.conn.wants_write() {
-                    tls.conn
-                        .write_tls(&mut tls.sock)
-                        .map_err(|err| TransportError::from_io(CLOSING, err))?;
+                    match tls.conn.write_tls(&mut tls.sock) {
+                        Ok(_) => {}
+                        Err(err) => match TransportError::from_io(CLOSING, err) {
+                            err if already_closed(&err) => break,
+                            err => return Err(err),
+                        },
+                    }
                 }
                 tls.into_parts().1
             }
         };
         match tcp.shutdown(std::net::Shutdown::Both) {
-            // The server may have closed first (after 221); that is the normal end.
             Err(err) if err.kind() != io::ErrorKind::NotConnected => {
-                Err(TransportError::from_io(CLOSING, err))
+                match TransportError::from_io(CLOSING, err) {
+                    err if already_closed(&err) => Ok(()),
+                    err => Err(err),
+                }
             }
             _ => Ok(()),
         }

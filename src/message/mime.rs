@@ -779,3 +779,319 @@ fn derive(seed: &[u8; 16], label: &[u8]) -> [u8; 32] {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::lint::lint;
+    use crate::message::ErrorClass;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const PLAIN: Target = Target {
+        smtputf8: false,
+        eight_bit_mime: false,
+    };
+
+    fn compose() -> Compose {
+        let mut c = Compose::new(
+            Mailbox::parse("Ada Lovelace <ada@example.com>").unwrap(),
+            UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+            [7; 16],
+        );
+        c.to = Mailbox::parse_list("bob@example.org").unwrap();
+        c.subject = "Hello".into();
+        c.text = Some(b"Hi Bob\n".to_vec());
+        c
+    }
+
+    /// Writes the message, checks size() and the lint, returns the text.
+    fn render(m: &Message, target: Target) -> String {
+        let mut out = Vec::new();
+        m.write_to(&mut out).unwrap();
+        assert_eq!(m.size().unwrap(), out.len() as u64);
+        let lint_target = Target {
+            smtputf8: m.needs_smtputf8(),
+            eight_bit_mime: m.needs_8bitmime(),
+        };
+        lint(&out, lint_target).unwrap();
+        assert!(!m.needs_8bitmime() || target.eight_bit_mime);
+        let mut body = Vec::new();
+        m.write_body(&mut body).unwrap();
+        assert!(out.ends_with(&body));
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn simple_text_message() {
+        let m = compose().build(PLAIN).unwrap();
+        let text = render(&m, PLAIN);
+        let id = m.message_id().unwrap();
+        assert!(id.starts_with("<20261118T110640.") && id.ends_with("@example.com>"));
+        assert_eq!(
+            text,
+            format!(
+                "Date: Wed, 18 Nov 2026 11:06:40 +0000\r\n\
+                 From: Ada Lovelace <ada@example.com>\r\n\
+                 To: bob@example.org\r\n\
+                 Subject: Hello\r\n\
+                 Message-ID: {id}\r\n\
+                 MIME-Version: 1.0\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\n\
+                 Content-Transfer-Encoding: 7bit\r\n\
+                 \r\n\
+                 Hi Bob\r\n"
+            )
+        );
+        assert_eq!(m.headers().len(), 8);
+    }
+
+    #[test]
+    fn same_inputs_same_bytes_and_different_seed_different_ids() {
+        let a = render(&compose().build(PLAIN).unwrap(), PLAIN);
+        let b = render(&compose().build(PLAIN).unwrap(), PLAIN);
+        assert_eq!(a, b);
+        let mut other = compose();
+        other.random = [8; 16];
+        let other = other.build(PLAIN).unwrap();
+        assert_ne!(
+            other.message_id(),
+            compose().build(PLAIN).unwrap().message_id()
+        );
+    }
+
+    #[test]
+    fn transfer_encoding_choice() {
+        let cte = |text: &[u8], target: Target| {
+            let mut c = compose();
+            c.text = Some(text.to_vec());
+            let m = c.build(target).unwrap();
+            let rendered = render(&m, target);
+            let start = rendered.find("Content-Transfer-Encoding: ").unwrap() + 27;
+            let end = start + rendered[start..].find("\r\n").unwrap();
+            (rendered[start..end].to_string(), m.needs_8bitmime())
+        };
+        let eight = Target {
+            smtputf8: false,
+            eight_bit_mime: true,
+        };
+        assert_eq!(cte(b"plain", PLAIN), ("7bit".into(), false));
+        assert_eq!(
+            cte("café".as_bytes(), PLAIN),
+            ("quoted-printable".into(), false)
+        );
+        assert_eq!(cte("café".as_bytes(), eight), ("8bit".into(), true));
+        assert_eq!(cte(&[b'x'; 999], eight), ("quoted-printable".into(), false));
+        assert_eq!(cte(&[b'x'; 998], PLAIN), ("7bit".into(), false));
+        assert_eq!(cte(b"a\0b", eight), ("quoted-printable".into(), false));
+        // Text holding the boundary prefix is encoded so no boundary can appear in it.
+        assert_eq!(cte(b"--=_qm_x", eight), ("quoted-printable".into(), false));
+    }
+
+    #[test]
+    fn body_line_endings_normalised() {
+        let mut c = compose();
+        c.text = Some(b"a\rb\nc\r\n.d".to_vec());
+        let text = render(&c.build(PLAIN).unwrap(), PLAIN);
+        assert!(text.ends_with("\r\n\r\na\r\nb\r\nc\r\n.d\r\n"), "{text}");
+    }
+
+    #[test]
+    fn full_tree_with_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let pdf = dir.path().join("résumé final.pdf");
+        std::fs::write(&pdf, vec![0xffu8; 1000]).unwrap();
+        let logo = dir.path().join("logo.png");
+        std::fs::write(&logo, b"\x89PNG...").unwrap();
+        let mut c = compose();
+        c.html = Some(b"<p><img src=\"cid:logo.png\"></p>".to_vec());
+        c.inline = vec![Attachment::File(logo)];
+        c.attachments = vec![
+            Attachment::File(pdf),
+            Attachment::Data {
+                filename: "results.csv".into(),
+                data: b"question,given\n1,a\n".to_vec(),
+            },
+        ];
+        c.cc = Mailbox::parse_list("\"Lovelace, Ada\" <a2@example.com>").unwrap();
+        c.bcc = Mailbox::parse_list("hidden@example.net, bob@EXAMPLE.org").unwrap();
+        let m = c.build(PLAIN).unwrap();
+        let text = render(&m, PLAIN);
+        assert!(
+            text.contains("Content-Type: multipart/mixed; boundary=\"=_qm_"),
+            "{text}"
+        );
+        assert!(text.contains("Content-Type: multipart/alternative;"));
+        assert!(text.contains("Content-Type: multipart/related; type=\"text/html\";"));
+        assert!(text.contains("Content-ID: <logo.png>"));
+        assert!(text.contains("Content-Disposition: inline; filename=\"logo.png\""));
+        assert!(text.contains("filename*=utf-8''r%C3%A9sum%C3%A9%20final.pdf"));
+        assert!(text.contains("name=\"=?utf-8?B?csOpc3Vtw6kgZmluYWwucGRm?=\""));
+        assert!(text.contains("Content-Type: text/csv; name=\"results.csv\""));
+        assert!(!text.to_ascii_lowercase().contains("hidden"));
+        let rcpts: Vec<String> = m
+            .recipients()
+            .iter()
+            .map(|r| r.addr_spec_unicode())
+            .collect();
+        assert_eq!(
+            rcpts,
+            ["bob@example.org", "a2@example.com", "hidden@example.net"]
+        );
+    }
+
+    #[test]
+    fn html_only_and_empty() {
+        let mut c = compose();
+        c.text = None;
+        c.html = Some(b"<b>x</b>".to_vec());
+        let text = render(&c.build(PLAIN).unwrap(), PLAIN);
+        assert!(text.contains("Content-Type: text/html; charset=utf-8\r\n"));
+        let mut c = compose();
+        c.text = None;
+        c.subject = String::new();
+        let text = render(&c.build(PLAIN).unwrap(), PLAIN);
+        assert!(!text.contains("Subject:"));
+        assert!(text.ends_with("7bit\r\n\r\n\r\n"));
+    }
+
+    #[test]
+    fn refusals_and_their_classes() {
+        let class = |c: Compose| c.build(PLAIN).unwrap_err().class();
+        let mut c = compose();
+        c.subject = "Hi\r\nBcc: victim@example.com".into();
+        assert_eq!(class(c), ErrorClass::Data);
+        let mut c = compose();
+        c.from.display_name = Some("Ada\nBcc: x@y.z".into());
+        assert_eq!(class(c), ErrorClass::Data);
+        let mut c = compose();
+        c.to[0].local = "bob\r\nX".into();
+        assert_eq!(class(c), ErrorClass::Data);
+        for (name, value) in [
+            ("X-Ok\r\nBcc", "v"),
+            ("X Space", "v"),
+            ("X-Colon:", "v"),
+            ("X-Tag", "v\r\nBcc: x"),
+            ("X-Tag", "v\nb"),
+            ("from", "v"),
+            ("Message-Id", "v"),
+            ("CONTENT-TYPE", "v"),
+            ("Bcc", "v"),
+            ("MIME-Version", "v"),
+        ] {
+            let mut c = compose();
+            c.headers = vec![(name.into(), value.into())];
+            assert_eq!(class(c), ErrorClass::Data, "{name:?}: {value:?}");
+        }
+        let mut c = compose();
+        c.text = Some(vec![b'a', 0xff]);
+        assert!(matches!(
+            c.build(PLAIN),
+            Err(MessageError::NotUtf8 { offset: 1, .. })
+        ));
+        let mut c = compose();
+        c.attachments = vec![Attachment::File("/nonexistent/quizmail/x.pdf".into())];
+        assert_eq!(class(c), ErrorClass::Input);
+        let mut c = compose();
+        c.attachments = vec![Attachment::File("/".into())];
+        assert_eq!(class(c), ErrorClass::Input);
+        for name in ["a\r\nb.txt", "a\nb", "tab\t.txt", ""] {
+            let mut c = compose();
+            c.attachments = vec![Attachment::Data {
+                filename: name.into(),
+                data: vec![1],
+            }];
+            assert!(
+                matches!(c.build(PLAIN), Err(MessageError::BadFileName { .. })),
+                "{name:?}"
+            );
+        }
+        let mut c = compose();
+        c.inline = vec![Attachment::Data {
+            filename: "x.png".into(),
+            data: vec![1],
+        }];
+        assert!(matches!(
+            c.build(PLAIN),
+            Err(MessageError::InlineWithoutHtml)
+        ));
+        let mut c = compose();
+        c.html = Some(b"<p>".to_vec());
+        c.inline = vec![Attachment::Data {
+            filename: "my logo.png".into(),
+            data: vec![1],
+        }];
+        assert!(matches!(
+            c.build(PLAIN),
+            Err(MessageError::BadFileName { .. })
+        ));
+    }
+
+    #[test]
+    fn smtputf8_addresses() {
+        let mut c = compose();
+        c.to = Mailbox::parse_list("jörg@bücher.example").unwrap();
+        assert!(matches!(
+            c.clone().build(PLAIN),
+            Err(MessageError::NeedsSmtpUtf8(_))
+        ));
+        let utf8 = Target {
+            smtputf8: true,
+            eight_bit_mime: true,
+        };
+        let m = c.build(utf8).unwrap();
+        assert!(m.needs_smtputf8());
+        let text = render(&m, utf8);
+        assert!(text.contains("To: jörg@bücher.example\r\n"));
+        // An IDN domain alone needs no SMTPUTF8: it becomes A-labels.
+        let mut c = compose();
+        c.to = Mailbox::parse_list("Jörg <joerg@bücher.example>").unwrap();
+        let m = c.build(utf8).unwrap();
+        assert!(!m.needs_smtputf8());
+        let text = render(&m, utf8);
+        assert!(text.contains("To: =?utf-8?B?SsO2cmc=?= <joerg@xn--bcher-kva.example>\r\n"));
+    }
+
+    #[test]
+    fn long_fields_fold() {
+        let mut c = compose();
+        c.subject = "Ünïcödé subject that is long enough to need several encoded words ".repeat(4);
+        c.to = (0..30)
+            .map(|i| Mailbox::parse(&format!("Persön {i} <p{i}@example.com>")).unwrap())
+            .collect();
+        c.headers = vec![("X-Long".into(), "word ".repeat(100))];
+        let text = render(&c.build(PLAIN).unwrap(), PLAIN);
+        let head = &text[..text.find("\r\n\r\n").unwrap()];
+        assert!(head.split("\r\n").all(|l| l.len() <= 76), "{head}");
+    }
+
+    #[test]
+    fn prepend_header_and_header_args() {
+        let mut m = compose().build(PLAIN).unwrap();
+        m.prepend_header("DKIM-Signature", " v=1; a=ed25519-sha256;\r\n b=abc")
+            .unwrap();
+        let text = render(&m, PLAIN);
+        assert!(text.starts_with("DKIM-Signature: v=1; a=ed25519-sha256;\r\n b=abc\r\nDate:"));
+        assert_eq!(
+            parse_header_arg("X-Tag:  two  spaces ").unwrap(),
+            ("X-Tag".to_string(), "two  spaces ".to_string())
+        );
+        assert!(parse_header_arg("no colon").is_err());
+        assert_eq!(split_before_spaces("a  b c "), ["a", "  b", " c "]);
+        assert_eq!(split_before_spaces("   "), ["   "]);
+        assert!(split_before_spaces("").is_empty());
+    }
+
+    #[test]
+    fn attachment_changing_size_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grow.bin");
+        std::fs::write(&path, b"12345").unwrap();
+        let mut c = compose();
+        c.attachments = vec![Attachment::File(path.clone())];
+        let m = c.build(PLAIN).unwrap();
+        render(&m, PLAIN);
+        std::fs::write(&path, b"123456").unwrap();
+        assert!(m.size().is_err());
+        assert!(m.write_to(&mut io::sink()).is_err());
+    }
+}

@@ -290,7 +290,7 @@ impl Message {
 
     fn emit_body(&self, emit: &mut dyn Emit) -> io::Result<()> {
         self.body.emit(emit)?;
-        if !self.body.ends_with_crlf() {
+        if self.body.needs_final_crlf() {
             emit.bytes(b"\r\n")?;
         }
         Ok(())
@@ -381,8 +381,14 @@ impl Body {
         }
     }
 
-    fn ends_with_crlf(&self) -> bool {
-        matches!(self, Body::Encoded(bytes) if bytes.ends_with(b"\r\n"))
+    /// True when the body written last in a message leaves its last line unterminated.
+    fn needs_final_crlf(&self) -> bool {
+        match self {
+            Body::Encoded(bytes) => !bytes.is_empty() && !bytes.ends_with(b"\r\n"),
+            Body::File { len, .. } => *len > 0,
+            Body::Data(data) => !data.is_empty(),
+            Body::Multipart { .. } => true,
+        }
     }
 }
 
@@ -556,8 +562,7 @@ fn file_part(
         Attachment::Data { filename, data } => (filename.clone(), Body::Data(data.clone())),
     };
     check_filename(&filename, disposition)?;
-    let mime = mime_guess::from_path(&filename).first_or_octet_stream();
-    let mut content_type = vec![format!("{};", mime.essence_str())];
+    let mut content_type = vec![format!("{};", attachment_type(&filename))];
     content_type.extend(name_param(&filename));
     let disposition_word = match disposition {
         Disposition::Attachment => "attachment;",
@@ -586,6 +591,16 @@ fn file_part(
         });
     }
     Ok((Part { headers, body }, filename))
+}
+
+/// The content type guessed from the name. message/* and multipart/* may not be
+/// base64-encoded (RFC 2046 §5.2.1, RFC 2045 §6.4), so such files go as application/octet-stream.
+fn attachment_type(filename: &str) -> String {
+    let mime = mime_guess::from_path(filename).first_or_octet_stream();
+    match mime.type_().as_str() {
+        "message" | "multipart" => "application/octet-stream".to_string(),
+        _ => mime.essence_str().to_string(),
+    }
 }
 
 /// File names with control characters are refused, not encoded: a CR or LF would survive the
@@ -951,7 +966,14 @@ mod tests {
         c.subject = String::new();
         let text = render(&c.build(PLAIN).unwrap(), PLAIN);
         assert!(!text.contains("Subject:"));
-        assert!(text.ends_with("7bit\r\n\r\n\r\n"));
+        assert!(text.ends_with("7bit\r\n\r\n"));
+    }
+
+    #[test]
+    fn message_attachments_are_not_base64_message_types() {
+        assert_eq!(attachment_type("old.eml"), "application/octet-stream");
+        assert_eq!(attachment_type("a.pdf"), "application/pdf");
+        assert_eq!(attachment_type("noext"), "application/octet-stream");
     }
 
     #[test]

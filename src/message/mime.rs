@@ -305,7 +305,7 @@ impl Outgoing for Message {
     }
 
     fn write_to(&self, w: &mut dyn Write) -> io::Result<()> {
-        write_message(&self.headers, w, |out| self.write_body(out))
+        write_message(&self.headers, w, |out| self.emit_body(&mut Writer(out)))
     }
 
     fn headers(&self) -> &[HeaderField] {
@@ -313,7 +313,9 @@ impl Outgoing for Message {
     }
 
     fn write_body(&self, w: &mut dyn Write) -> io::Result<()> {
-        self.emit_body(&mut Writer(w))
+        let mut out = io::BufWriter::with_capacity(64 * 1024, w);
+        self.emit_body(&mut Writer(&mut out))?;
+        out.flush()
     }
 
     fn prepend_header(&mut self, name: &str, value: &str) -> Result<(), MessageError> {
@@ -619,6 +621,11 @@ fn check_filename(name: &str, disposition: Disposition) -> Result<(), MessageErr
             "it contains a control character (such as CR or LF); rename the file",
         ));
     }
+    if disposition == Disposition::Inline && name.len() > INLINE_NAME_MAX {
+        return Err(bad(
+            "an inline image name must be at most 200 characters; rename the file",
+        ));
+    }
     if disposition == Disposition::Inline
         && !name
             .bytes()
@@ -631,6 +638,9 @@ fn check_filename(name: &str, disposition: Disposition) -> Result<(), MessageErr
     }
     Ok(())
 }
+
+/// Longest inline image name: it becomes the Content-ID, which cannot be folded.
+const INLINE_NAME_MAX: usize = 200;
 
 /// Short printable ASCII without `"` or `\` goes in a plain quoted string.
 fn is_simple_filename(name: &str) -> bool {
@@ -724,7 +734,10 @@ fn extra_field(name: &str, value: &str) -> Result<HeaderField, MessageError> {
     } else {
         unstructured_tokens(name, value)
     };
-    if tokens.iter().any(|t| name.len() + 2 + t.len() > MAX_LINE) {
+    if std::iter::once(&String::new())
+        .chain(&tokens)
+        .any(|t| name.len() + 2 + t.len() > MAX_LINE)
+    {
         return Err(MessageError::BadHeader {
             name: name.to_string(),
             reason: "the value has a word too long to fit in a 998-octet line".into(),
@@ -1045,6 +1058,22 @@ mod tests {
         assert!(matches!(
             c.build(PLAIN),
             Err(MessageError::BadFileName { .. })
+        ));
+        let mut c = compose();
+        c.html = Some(b"<p>".to_vec());
+        c.inline = vec![Attachment::Data {
+            filename: format!("{}.png", "x".repeat(300)),
+            data: vec![1],
+        }];
+        assert!(matches!(
+            c.build(PLAIN),
+            Err(MessageError::BadFileName { .. })
+        ));
+        let mut c = compose();
+        c.headers = vec![("X".repeat(997), String::new())];
+        assert!(matches!(
+            c.build(PLAIN),
+            Err(MessageError::BadHeader { .. })
         ));
     }
 

@@ -6,7 +6,9 @@ use base64::Engine as _;
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use proptest::prelude::*;
 use quizmail::message::lint::lint;
-use quizmail::message::{Attachment, Compose, Mailbox, Message, Outgoing, Prepared, Target};
+use quizmail::message::{
+    Attachment, Compose, DotStuffer, Mailbox, Message, Outgoing, Prepared, Target,
+};
 use std::io::{self, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -193,6 +195,64 @@ proptest! {
             // Only a line over 998 octets may be refused.
             Err(e) => prop_assert!(normalise(&body).split("\r\n").any(|l| l.len() > 998), "{}", e),
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Hostile input never panics, and what parses never carries a control character.
+    #[test]
+    fn parsers_survive_anything(text in "\\PC*|[\\x00-\\x7f]{0,80}", bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        for parsed in [Mailbox::parse(&text).map(|m| vec![m]), Mailbox::parse_list(&text)] {
+            if let Ok(list) = parsed {
+                for m in list {
+                    let shown = m.header_form(true).unwrap();
+                    prop_assert!(!shown.chars().any(|c| c.is_control()));
+                }
+            }
+        }
+        let _ = Prepared::parse(&bytes, true);
+        let _ = Prepared::parse(&bytes, false);
+    }
+
+    /// The quoted header form of a plain ASCII name parses back to the same mailbox.
+    #[test]
+    fn ascii_names_quote_and_parse_back(name in "[ -~]{1,60}") {
+        let mut m = Mailbox::parse("ada@example.com").unwrap();
+        m.display_name = Some(name.clone());
+        let form = m.header_form(false).unwrap();
+        if !form.starts_with("=?") {
+            let back = Mailbox::parse(&form).unwrap();
+            prop_assert_eq!(back, m);
+        }
+    }
+
+    /// Dot-stuffing does not depend on how the data is cut into writes, and unstuffing
+    /// (RFC 5321 §4.5.2, receiver side) gives the data back.
+    #[test]
+    fn dot_stuffing_is_chunk_independent(body in body_text(), cut in 1usize..50) {
+        let data = normalise(&body).into_bytes();
+        let stuff = |chunk: usize| {
+            let mut d = DotStuffer::new(Vec::new());
+            for piece in data.chunks(chunk) {
+                d.write_all(piece).unwrap();
+            }
+            d.finish().unwrap()
+        };
+        let whole = stuff(data.len().max(1));
+        prop_assert_eq!(&stuff(cut), &whole);
+        let text = String::from_utf8(whole).unwrap();
+        let mut lines: Vec<&str> = text.split("\r\n").collect();
+        prop_assert_eq!(lines.pop(), Some(""));
+        prop_assert_eq!(lines.pop(), Some("."));
+        let unstuffed: Vec<&str> = lines.iter().map(|l| l.strip_prefix('.').unwrap_or(l)).collect();
+        let mut expected = String::from_utf8(data).unwrap();
+        if !expected.is_empty() && !expected.ends_with("\r\n") {
+            expected.push_str("\r\n");
+        }
+        let joined: String = unstuffed.iter().map(|l| format!("{l}\r\n")).collect();
+        prop_assert_eq!(joined, expected);
     }
 }
 

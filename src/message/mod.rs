@@ -18,7 +18,7 @@ pub mod stream;
 
 pub use address::Mailbox;
 pub use header::HeaderField;
-pub use mime::{Attachment, Compose, Message};
+pub use mime::{parse_header_arg, Attachment, Compose, Message};
 pub use prepared::Prepared;
 pub use stream::{CrlfNormalizer, DotStuffer};
 

@@ -27,12 +27,19 @@ impl<W: Write> DotStuffer<W> {
 
     /// Writes the end-of-data line `.` CRLF, first ending the last line with CRLF when the
     /// content did not (RFC 5321 §4.1.1.4), flushes and returns the inner writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub fn finish(self) -> io::Result<W> {
+        let mut inner = self.end_line()?;
+        inner.write_all(b".\r\n")?;
+        inner.flush()?;
+        Ok(inner)
+    }
+
+    /// Ends the last line with CRLF when the content did not, without the end-of-data `.`:
+    /// for a driver whose SMTP session sends that line itself.
+    pub fn end_line(mut self) -> io::Result<W> {
         if self.written > 0 && self.last_two != *b"\r\n" {
             self.inner.write_all(b"\r\n")?;
         }
-        self.inner.write_all(b".\r\n")?;
-        self.inner.flush()?;
         Ok(self.inner)
     }
 }

@@ -1,0 +1,475 @@
+//! Client commands as values (RFC 5321 §4.1.1, RFC 3207 §4, RFC 4954 §4, RFC 3030 §2).
+//!
+//! [`Command::to_wire`] gives the exact bytes, CRLF included. Every argument that can come
+//! from the user goes through a validating constructor, so no CR, LF or other control character
+//! ever reaches the wire: a bad argument is a [`CommandError`] at construction time.
+//!
+//! `Display` is the `-v` transcript form, without CRLF. It equals the wire form except for
+//! credentials: `AUTH PLAIN <redacted>`, and AUTH continuation lines print as `<redacted>`.
+//! Display is what ends up in logs, so it must never carry a secret.
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
+use super::auth::{Mechanism, Secret};
+
+/// An argument that cannot be put on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {value:?}: {reason}")]
+pub struct CommandError {
+    pub what: &'static str,
+    /// The offending value (never a credential).
+    pub value: String,
+    pub reason: &'static str,
+}
+
+fn invalid(what: &'static str, value: &str, reason: &'static str) -> CommandError {
+    CommandError {
+        what,
+        value: value.to_string(),
+        reason,
+    }
+}
+
+/// The EHLO/HELO argument: a domain or an address literal such as `[127.0.0.1]`
+/// (RFC 5321 §4.1.1.1). Printable ASCII only; IDNs must be converted to A-labels first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain(String);
+
+impl Domain {
+    pub fn new(name: &str) -> Result<Domain, CommandError> {
+        if name.is_empty() {
+            return Err(invalid("EHLO name", name, "empty"));
+        }
+        if name.len() > 255 {
+            return Err(invalid("EHLO name", name, "longer than 255 octets"));
+        }
+        if !name.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                "EHLO name",
+                name,
+                "only printable ASCII without spaces is allowed",
+            ));
+        }
+        Ok(Domain(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A mailbox inside `<...>` in MAIL FROM or RCPT TO (RFC 5321 §4.1.2). Non-ASCII is allowed
+/// (it then needs SMTPUTF8, RFC 6531 §3.3); control characters, spaces and angle brackets are
+/// not, so an address can neither end the command line nor smuggle parameters after `>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path(String);
+
+/// RFC 5321 §4.5.3.1.3: a path is at most 256 octets including the angle brackets.
+const MAX_PATH: usize = 254;
+
+impl Path {
+    /// A reverse-path for MAIL FROM; the empty string gives the null path `<>`.
+    pub fn reverse(address: &str) -> Result<Path, CommandError> {
+        Path::check("sender address", address)
+    }
+
+    /// A forward-path for RCPT TO: never empty.
+    pub fn forward(address: &str) -> Result<Path, CommandError> {
+        if address.is_empty() {
+            return Err(invalid("recipient address", address, "empty"));
+        }
+        Path::check("recipient address", address)
+    }
+
+    fn check(what: &'static str, address: &str) -> Result<Path, CommandError> {
+        if address.len() > MAX_PATH {
+            return Err(invalid(what, address, "longer than 254 octets"));
+        }
+        if address.chars().any(|c| c.is_control()) {
+            return Err(invalid(
+                what,
+                address,
+                "contains a control character (CR, LF, ...)",
+            ));
+        }
+        if address
+            .chars()
+            .any(|c| c.is_whitespace() || c == '<' || c == '>')
+        {
+            return Err(invalid(
+                what,
+                address,
+                "contains a space or an angle bracket",
+            ));
+        }
+        Ok(Path(address.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A non-ASCII address can only be sent with SMTPUTF8 (RFC 6531 §3.2).
+    pub fn is_ascii(&self) -> bool {
+        self.0.is_ascii()
+    }
+}
+
+/// A MAIL or RCPT parameter, `keyword[=value]` (RFC 5321 §4.1.2 esmtp-param).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    keyword: String,
+    value: Option<String>,
+}
+
+impl Param {
+    /// `esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")`,
+    /// `esmtp-value = 1*(%d33-60 / %d62-126)`.
+    pub fn new(keyword: &str, value: Option<&str>) -> Result<Param, CommandError> {
+        let kw_ok = keyword
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+            && keyword
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !kw_ok {
+            return Err(invalid(
+                "parameter keyword",
+                keyword,
+                "letters, digits and '-' only",
+            ));
+        }
+        if let Some(v) = value {
+            if v.is_empty() || !v.bytes().all(|b| (33..=126).contains(&b) && b != b'=') {
+                return Err(invalid(
+                    "parameter value",
+                    v,
+                    "printable ASCII without '=' or spaces",
+                ));
+            }
+        }
+        Ok(Param {
+            keyword: keyword.to_string(),
+            value: value.map(str::to_string),
+        })
+    }
+
+    /// `SIZE=n` (RFC 1870 §6).
+    pub fn size(n: u64) -> Param {
+        Param {
+            keyword: "SIZE".into(),
+            value: Some(n.to_string()),
+        }
+    }
+
+    /// `BODY=8BITMIME` (RFC 6152 §2).
+    pub fn body_8bitmime() -> Param {
+        Param {
+            keyword: "BODY".into(),
+            value: Some("8BITMIME".into()),
+        }
+    }
+
+    /// `SMTPUTF8` (RFC 6531 §3.4).
+    pub fn smtputf8() -> Param {
+        Param {
+            keyword: "SMTPUTF8".into(),
+            value: None,
+        }
+    }
+}
+
+impl fmt::Display for Param {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(v) => write!(f, "{}={v}", self.keyword),
+            None => f.write_str(&self.keyword),
+        }
+    }
+}
+
+/// A base64 SASL payload (RFC 4954 §4). Always valid on the wire; never printed.
+#[derive(Debug)]
+pub struct SaslResponse(Secret);
+
+impl SaslResponse {
+    pub fn encode(raw: &[u8]) -> SaslResponse {
+        SaslResponse(Secret::new(BASE64.encode(raw)))
+    }
+}
+
+/// One SMTP command.
+#[derive(Debug)]
+pub enum Command {
+    Ehlo(Domain),
+    Helo(Domain),
+    StartTls,
+    /// `AUTH mechanism [initial-response]` (RFC 4954 §4).
+    Auth {
+        mechanism: Mechanism,
+        initial: Option<SaslResponse>,
+    },
+    /// A line answering a 334 challenge.
+    AuthResponse(SaslResponse),
+    Mail {
+        from: Path,
+        params: Vec<Param>,
+    },
+    Rcpt {
+        to: Path,
+        params: Vec<Param>,
+    },
+    Data,
+    /// `BDAT size [LAST]` (RFC 3030 §2); the `size` octets follow the command directly.
+    Bdat {
+        size: u64,
+        last: bool,
+    },
+    Rset,
+    Noop,
+    Quit,
+}
+
+impl Command {
+    pub fn ehlo(name: &str) -> Result<Command, CommandError> {
+        Domain::new(name).map(Command::Ehlo)
+    }
+
+    pub fn helo(name: &str) -> Result<Command, CommandError> {
+        Domain::new(name).map(Command::Helo)
+    }
+
+    pub fn auth(mechanism: Mechanism, initial: Option<SaslResponse>) -> Command {
+        Command::Auth { mechanism, initial }
+    }
+
+    pub fn auth_response(payload: SaslResponse) -> Command {
+        Command::AuthResponse(payload)
+    }
+
+    /// `MAIL FROM:<address> params`; `""` gives `<>`.
+    pub fn mail(from: &str, params: Vec<Param>) -> Result<Command, CommandError> {
+        Ok(Command::Mail {
+            from: Path::reverse(from)?,
+            params,
+        })
+    }
+
+    pub fn rcpt(to: &str, params: Vec<Param>) -> Result<Command, CommandError> {
+        Ok(Command::Rcpt {
+            to: Path::forward(to)?,
+            params,
+        })
+    }
+
+    /// The exact bytes to send, CRLF terminated.
+    pub fn to_wire(&self) -> Vec<u8> {
+        let mut line = match self {
+            Command::Auth {
+                mechanism,
+                initial: Some(r),
+            } => {
+                // A zero-length initial response is sent as "=" (RFC 4954 §4).
+                let payload = r.0.expose();
+                let payload = if payload.is_empty() {
+                    b"=".as_slice()
+                } else {
+                    payload
+                };
+                [b"AUTH ", mechanism.name().as_bytes(), b" ", payload].concat()
+            }
+            Command::AuthResponse(r) => r.0.expose().to_vec(),
+            other => other.to_string().into_bytes(),
+        };
+        line.extend_from_slice(b"\r\n");
+        line
+    }
+}
+
+fn write_params(f: &mut fmt::Formatter<'_>, params: &[Param]) -> fmt::Result {
+    params.iter().try_for_each(|p| write!(f, " {p}"))
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Ehlo(d) => write!(f, "EHLO {}", d.0),
+            Command::Helo(d) => write!(f, "HELO {}", d.0),
+            Command::StartTls => f.write_str("STARTTLS"),
+            Command::Auth {
+                mechanism,
+                initial: None,
+            } => write!(f, "AUTH {mechanism}"),
+            Command::Auth {
+                mechanism,
+                initial: Some(_),
+            } => write!(f, "AUTH {mechanism} <redacted>"),
+            Command::AuthResponse(_) => f.write_str("<redacted>"),
+            Command::Mail { from, params } => {
+                write!(f, "MAIL FROM:<{}>", from.0)?;
+                write_params(f, params)
+            }
+            Command::Rcpt { to, params } => {
+                write!(f, "RCPT TO:<{}>", to.0)?;
+                write_params(f, params)
+            }
+            Command::Data => f.write_str("DATA"),
+            Command::Bdat { size, last: true } => write!(f, "BDAT {size} LAST"),
+            Command::Bdat { size, last: false } => write!(f, "BDAT {size}"),
+            Command::Rset => f.write_str("RSET"),
+            Command::Noop => f.write_str("NOOP"),
+            Command::Quit => f.write_str("QUIT"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(c: &Command) -> String {
+        String::from_utf8(c.to_wire()).unwrap()
+    }
+
+    #[test]
+    fn exact_wire_forms() {
+        let cases: Vec<(Command, &str)> = vec![
+            (
+                Command::ehlo("client.example.org").unwrap(),
+                "EHLO client.example.org\r\n",
+            ),
+            (
+                Command::helo("[127.0.0.1]").unwrap(),
+                "HELO [127.0.0.1]\r\n",
+            ),
+            (Command::StartTls, "STARTTLS\r\n"),
+            (Command::mail("", vec![]).unwrap(), "MAIL FROM:<>\r\n"),
+            (
+                Command::mail(
+                    "a@example.org",
+                    vec![Param::size(1234), Param::body_8bitmime(), Param::smtputf8()],
+                )
+                .unwrap(),
+                "MAIL FROM:<a@example.org> SIZE=1234 BODY=8BITMIME SMTPUTF8\r\n",
+            ),
+            (
+                Command::rcpt("b@example.org", vec![]).unwrap(),
+                "RCPT TO:<b@example.org>\r\n",
+            ),
+            (
+                Command::rcpt(
+                    "b@example.org",
+                    vec![Param::new("NOTIFY", Some("FAILURE,DELAY")).unwrap()],
+                )
+                .unwrap(),
+                "RCPT TO:<b@example.org> NOTIFY=FAILURE,DELAY\r\n",
+            ),
+            (
+                Command::rcpt("postmaster", vec![]).unwrap(),
+                "RCPT TO:<postmaster>\r\n",
+            ),
+            (Command::Data, "DATA\r\n"),
+            (
+                Command::Bdat {
+                    size: 4096,
+                    last: true,
+                },
+                "BDAT 4096 LAST\r\n",
+            ),
+            (
+                Command::Bdat {
+                    size: 0,
+                    last: false,
+                },
+                "BDAT 0\r\n",
+            ),
+            (Command::Rset, "RSET\r\n"),
+            (Command::Noop, "NOOP\r\n"),
+            (Command::Quit, "QUIT\r\n"),
+            (Command::auth(Mechanism::Login, None), "AUTH LOGIN\r\n"),
+            (
+                Command::auth(Mechanism::Plain, Some(SaslResponse::encode(b""))),
+                "AUTH PLAIN =\r\n",
+            ),
+            (
+                Command::auth_response(SaslResponse::encode(b"tim")),
+                "dGlt\r\n",
+            ),
+        ];
+        for (cmd, expected) in cases {
+            assert_eq!(wire(&cmd), expected);
+        }
+    }
+
+    #[test]
+    fn utf8_address_passes_through() {
+        let c = Command::mail("δοκιμή@παράδειγμα.δοκιμή", vec![Param::smtputf8()]).unwrap();
+        assert_eq!(
+            wire(&c),
+            "MAIL FROM:<δοκιμή@παράδειγμα.δοκιμή> SMTPUTF8\r\n"
+        );
+        assert!(!Path::reverse("δ@x").unwrap().is_ascii());
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_wire() {
+        for bad in [
+            "a@b\r\nRCPT TO:<evil@x>",
+            "a@b\n",
+            "a@b\r",
+            "a\0@b",
+            "a\t@b",
+            "a@b\u{7f}",
+            "a@b\u{85}",
+            "a@b> SIZE=1",
+            "<a@b",
+            "a b@c",
+        ] {
+            assert!(Command::mail(bad, vec![]).is_err(), "{bad:?}");
+            assert!(Command::rcpt(bad, vec![]).is_err(), "{bad:?}");
+        }
+        assert!(Command::rcpt("", vec![]).is_err());
+        assert!(Command::mail(&"x".repeat(255), vec![]).is_err());
+        for bad in ["", "host\r\nQUIT", "host name", "hôte", &"h".repeat(256)] {
+            assert!(Command::ehlo(bad).is_err(), "{bad:?}");
+        }
+        for (kw, v) in [
+            ("", None),
+            ("-X", None),
+            ("X Y", None),
+            ("X", Some("")),
+            ("X", Some("a b")),
+            ("X", Some("a=b")),
+            ("X", Some("a\r\n")),
+        ] {
+            assert!(Param::new(kw, v).is_err(), "{kw:?} {v:?}");
+        }
+    }
+
+    #[test]
+    fn transcript_form_redacts_credentials() {
+        let plain = Command::auth(
+            Mechanism::Plain,
+            Some(SaslResponse::encode(b"\0tim\0secret")),
+        );
+        assert_eq!(plain.to_string(), "AUTH PLAIN <redacted>");
+        assert!(!format!("{plain:?}").contains("AHRpbQBzZWNyZXQ="));
+        let cont = Command::auth_response(SaslResponse::encode(b"secret"));
+        assert_eq!(cont.to_string(), "<redacted>");
+        assert_eq!(
+            Command::auth(Mechanism::CramMd5, None).to_string(),
+            "AUTH CRAM-MD5"
+        );
+        assert_eq!(
+            Command::Bdat {
+                size: 9,
+                last: true
+            }
+            .to_string(),
+            "BDAT 9 LAST"
+        );
+    }
+}

@@ -44,6 +44,7 @@ pub struct Delivery {
     pub rejected: Vec<Rejected>,
     pub reply: Option<ReplyReport>,
     pub queue_id: Option<String>,
+    pub message_id: Option<String>,
 }
 
 /// Everything needed to open connections to one server, prepared once per run: the TLS
@@ -95,6 +96,20 @@ impl<'a> Dialer<'a> {
         })
     }
 
+    /// For `--probe`: no password is read, no AUTH is attempted.
+    pub fn without_credentials(
+        server: &'a ServerSettings,
+        verbose: bool,
+    ) -> Result<Dialer<'a>, Error> {
+        let probe_server = ServerSettings {
+            user: None,
+            ..server.clone()
+        };
+        let mut d = Dialer::new(&probe_server, verbose)?;
+        d.credentials = None;
+        Ok(Dialer { server, ..d })
+    }
+
     /// Connects and runs the dialogue up to "ready for a message" (or to the end, for a probe).
     pub fn open(&self, probe: bool) -> Result<Connection, Error> {
         let s = self.server;
@@ -102,9 +117,12 @@ impl<'a> Dialer<'a> {
         let tcp = transport::connect(&s.host, s.port, s.timeout)?;
         let local = tcp.local_addr().ok();
         let stream = match (&self.tls, s.tls) {
-            (Some(cfg), TlsMode::Implicit) => {
-                Stream::implicit_tls(tcp, transport::server_name(&s.host)?, cfg.clone(), s.timeout)?
-            }
+            (Some(cfg), TlsMode::Implicit) => Stream::implicit_tls(
+                tcp,
+                transport::server_name(&s.host)?,
+                cfg.clone(),
+                s.timeout,
+            )?,
             _ => Stream::plain(tcp, s.timeout)?,
         };
         let ehlo_name = s
@@ -207,7 +225,9 @@ impl Connection {
 
     fn stream(&mut self) -> &mut Stream {
         // The stream is only None for the instant of the STARTTLS upgrade.
-        self.stream.as_mut().expect("stream present outside the STARTTLS upgrade")
+        self.stream
+            .as_mut()
+            .expect("stream present outside the STARTTLS upgrade")
     }
 
     fn tls_done(&mut self) {
@@ -276,7 +296,12 @@ impl Connection {
         let in_flight = self.session.data_in_flight();
         let n = match self.stream().read(&mut buf) {
             Ok(n) => n,
-            Err(e) => return Err(Error::network(TransportError::from_io(&stage, e), in_flight)),
+            Err(e) => {
+                return Err(Error::network(
+                    TransportError::from_io(&stage, e),
+                    in_flight,
+                ))
+            }
         };
         let result = if n == 0 {
             self.session.connection_closed()
@@ -392,9 +417,13 @@ impl Connection {
         })?;
         self.pump(Some(msg))?;
         let report = self.finished.take().ok_or_else(|| {
-            Error::from(smtp::SmtpError::Misuse("the session ended without a message result"))
+            Error::from(smtp::SmtpError::Misuse(
+                "the session ended without a message result",
+            ))
         })?;
-        delivery(self.info(), size, report)
+        let mut d = delivery(self.info(), size, report)?;
+        d.message_id = msg.message_id().map(str::to_owned);
+        Ok(d)
     }
 
     /// Ends the session politely when no more messages are to be sent.
@@ -505,7 +534,7 @@ pub fn send_with_retries(
     let mut attempt = 0;
     loop {
         let mut info = None;
-        let result = (|| {
+        let result: Result<Delivery, Error> = (|| {
             let mut conn = dialer.open(false)?;
             info = Some(conn.info());
             let msg = build(conn.target())?;
@@ -552,6 +581,9 @@ mod tests {
             address_literal(Some("127.0.0.1:25".parse().unwrap())),
             "[127.0.0.1]"
         );
-        assert_eq!(address_literal(Some("[::1]:25".parse().unwrap())), "[IPv6:::1]");
+        assert_eq!(
+            address_literal(Some("[::1]:25".parse().unwrap())),
+            "[IPv6:::1]"
+        );
     }
 }

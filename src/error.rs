@@ -2,7 +2,11 @@
 //! sysexits.h as msmtp and sendmail use them) and JSON `error.kind` values.
 use crate::config::ConfigError;
 use crate::dkim::{self, DkimError};
+use crate::message::{self, MessageError};
 use crate::quiz::{self, QuizError};
+use crate::report::Rejected;
+use crate::smtp::{self, SmtpError};
+use crate::transport::{self, TransportError};
 
 /// What went wrong, in the contract's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,8 +66,15 @@ pub enum Error {
     Usage(String),
     #[error("{0}")]
     Data(String),
-    #[error("{what}: {source}")]
+    /// An input file or standard input could not be read.
+    #[error("cannot read {what}: {source}")]
     Input {
+        what: String,
+        source: std::io::Error,
+    },
+    /// The outbox, `--save` or standard output could not be written.
+    #[error("cannot write {what}: {source}")]
+    Output {
         what: String,
         source: std::io::Error,
     },
@@ -73,15 +84,65 @@ pub enum Error {
     Dkim(#[from] DkimError),
     #[error(transparent)]
     Quiz(#[from] QuizError),
+    /// A message-layer error, with the flag or field it came from when known.
+    #[error("{}{source}", if context.is_empty() { String::new() } else { format!("{context}: ") })]
+    Message {
+        context: String,
+        source: MessageError,
+    },
+    #[error(transparent)]
+    Smtp(#[from] SmtpError),
+    /// A network failure; `maybe_delivered` when the end of the data had been sent.
+    #[error("{source}{}", if *maybe_delivered { " (the message may have been delivered: not sent again)" } else { "" })]
+    Transport {
+        source: TransportError,
+        maybe_delivered: bool,
+    },
+    /// The transaction failed; the recipients refused on the way are kept for the report.
+    #[error("{source}")]
+    Delivery {
+        source: SmtpError,
+        rejected: Vec<Rejected>,
+    },
+    /// The message went out, but not to everyone.
+    #[error("{count} of {of} recipients refused")]
+    Rejected {
+        count: usize,
+        of: usize,
+        /// Every refusal was a 4xx: those recipients may be tried later.
+        transient: bool,
+    },
+}
+
+impl From<MessageError> for Error {
+    fn from(source: MessageError) -> Error {
+        Error::Message {
+            context: String::new(),
+            source,
+        }
+    }
+}
+
+impl From<TransportError> for Error {
+    fn from(source: TransportError) -> Error {
+        Error::network(source, false)
+    }
 }
 
 impl Error {
+    pub fn network(source: TransportError, maybe_delivered: bool) -> Error {
+        Error::Transport {
+            source,
+            maybe_delivered,
+        }
+    }
+
     pub fn class(&self) -> Class {
         match self {
             Error::Usage(_) => Class::Usage,
             Error::Data(_) => Class::Data,
             Error::Input { .. } => Class::NoInput,
-            Error::Config(_) => Class::Config,
+            Error::Output { .. } | Error::Config(_) => Class::Config,
             Error::Dkim(e) => match e.class() {
                 dkim::ErrorClass::Input => Class::NoInput,
                 dkim::ErrorClass::Config => Class::Config,
@@ -92,10 +153,56 @@ impl Error {
                 quiz::ErrorClass::Data => Class::Data,
                 quiz::ErrorClass::Input => Class::NoInput,
             },
+            Error::Message { source, .. } => match source.class() {
+                message::ErrorClass::Data => Class::Data,
+                message::ErrorClass::Input => Class::NoInput,
+            },
+            Error::Smtp(e) | Error::Delivery { source: e, .. } => smtp_class(e),
+            Error::Transport { source, .. } => match source.class() {
+                transport::ErrorClass::Temporary => Class::Temporary,
+                transport::ErrorClass::Protocol => Class::Protocol,
+                transport::ErrorClass::Config if source.is_tls() => Class::Tls,
+                transport::ErrorClass::Config => Class::Config,
+            },
+            Error::Rejected { transient, .. } => {
+                if *transient {
+                    Class::Temporary
+                } else {
+                    Class::Permanent
+                }
+            }
         }
     }
 
     pub fn exit_code(&self) -> i32 {
         self.class().exit_code()
+    }
+
+    /// `--retries` applies: a temporary failure that cannot have delivered the message.
+    pub fn is_retryable(&self) -> bool {
+        let maybe_delivered = match self {
+            Error::Transport {
+                maybe_delivered, ..
+            } => *maybe_delivered,
+            Error::Smtp(e) | Error::Delivery { source: e, .. } => e.may_have_been_delivered(),
+            // Part of the message went out: sending it again would duplicate it.
+            Error::Rejected { .. } => return false,
+            _ => return false,
+        };
+        self.class() == Class::Temporary && !maybe_delivered
+    }
+}
+
+fn smtp_class(e: &SmtpError) -> Class {
+    match e {
+        SmtpError::StartTlsNotOffered => Class::Tls,
+        _ => match e.class() {
+            smtp::ErrorClass::Temporary => Class::Temporary,
+            smtp::ErrorClass::Permanent => Class::Permanent,
+            smtp::ErrorClass::Protocol => Class::Protocol,
+            smtp::ErrorClass::Auth => Class::Auth,
+            smtp::ErrorClass::Config => Class::Config,
+            smtp::ErrorClass::Data => Class::Data,
+        },
     }
 }

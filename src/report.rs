@@ -64,6 +64,9 @@ pub struct Report {
     pub error: Option<ErrorReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<Report>>,
+    /// `--probe`: what the server offers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<serde_json::Value>,
 }
 
 impl Report {

@@ -194,10 +194,17 @@ pub fn sender(cli: &Cli, settings: &Settings) -> Result<Mailbox, Error> {
     let _ = cli;
     let user = std::env::var("USER")
         .ok()
-        .filter(|u| !u.is_empty() && u.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+        .filter(|u| {
+            !u.is_empty()
+                && u.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        })
         .unwrap_or_else(|| "quizmail".into());
-    Mailbox::parse(&format!("{user}@{}", local_host_name().unwrap_or_else(|| "localhost".into())))
-        .map_err(|e| with_flag("--from", e))
+    Mailbox::parse(&format!(
+        "{user}@{}",
+        local_host_name().unwrap_or_else(|| "localhost".into())
+    ))
+    .map_err(|e| with_flag("--from", e))
 }
 
 /// The host's name when it is fully qualified (has a dot), else None.
@@ -388,7 +395,14 @@ pub fn deliver_one(
         Ok(msg)
     });
     match result {
-        Ok(delivery) => Ok(delivered(ctx, report, delivery)),
+        Ok(delivery) => {
+            let (report, code) = delivered(report, delivery);
+            ctx.ui.say(&report.human());
+            if let Some(e) = &report.error {
+                eprintln!("quizmail: error: {}", e.message);
+            }
+            Ok((report, code))
+        }
         Err((e, partial)) => {
             if let Some(info) = partial {
                 report.tls = info.tls;
@@ -403,8 +417,9 @@ pub fn deliver_one(
     }
 }
 
-/// Fills the report from a finished transaction; some recipients refused means exit 69.
-pub fn delivered(ctx: &Ctx, mut report: Report, d: Delivery) -> (Report, i32) {
+/// Fills the report from a finished transaction; some recipients refused means exit 69
+/// (75 when every refusal was temporary).
+pub fn delivered(mut report: Report, d: Delivery) -> (Report, i32) {
     report.tls = d.info.tls;
     report.auth = d.info.auth;
     report.size = Some(d.size);
@@ -412,16 +427,18 @@ pub fn delivered(ctx: &Ctx, mut report: Report, d: Delivery) -> (Report, i32) {
     report.rejected = d.rejected;
     report.queue_id = d.queue_id;
     report.reply = d.reply;
+    if d.message_id.is_some() {
+        report.message_id = d.message_id;
+    }
     report.sent = !report.accepted.is_empty() && report.reply.is_some();
-    ctx.ui.say(&report.human());
     if report.rejected.is_empty() {
         (report, 0)
     } else {
         let e = Error::Rejected {
             count: report.rejected.len(),
             of: report.rejected.len() + report.accepted.len(),
+            transient: report.rejected.iter().all(|r| (400..500).contains(&r.code)),
         };
-        eprintln!("quizmail: error: {e}");
         report.error = Some(error_report(&e));
         (report, e.exit_code())
     }
@@ -436,14 +453,28 @@ fn outbox(ctx: &Ctx, msg: &dyn Outgoing) -> Result<PathBuf, Error> {
     })?;
     let local = msg
         .message_id()
-        .and_then(|id| id.trim_matches(['<', '>']).split('@').next().map(str::to_owned))
+        .and_then(|id| {
+            id.trim_matches(['<', '>'])
+                .split('@')
+                .next()
+                .map(str::to_owned)
+        })
         .filter(|l| !l.is_empty())
         .unwrap_or_else(|| hex(&random16()));
     let safe: String = local
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
-    let path = dir.join(format!("{}Z-{safe}.eml", header::compact_timestamp(ctx.now)));
+    let path = dir.join(format!(
+        "{}Z-{safe}.eml",
+        header::compact_timestamp(ctx.now)
+    ));
     write_message_file(&path, msg)?;
     Ok(path)
 }

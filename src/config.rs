@@ -336,21 +336,9 @@ pub fn parse_server(spec: &str) -> Result<(String, Option<u16>), ConfigError> {
     }
 }
 
-/// 64 hex digits, colons and case ignored.
+/// `--tls-fingerprint`: the transport layer's parser, with the flag's own error.
 pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], ConfigError> {
-    let hex: String = s.chars().filter(|&c| c != ':').collect();
-    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(ConfigError::Fingerprint(format!(
-            "{} hex digits given",
-            hex.chars().filter(char::is_ascii_hexdigit).count()
-        )));
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|e| ConfigError::Fingerprint(e.to_string()))?;
-    }
-    Ok(out)
+    crate::transport::parse_fingerprint(s).map_err(|e| ConfigError::Fingerprint(e.to_string()))
 }
 
 /// Reads the password from its source. Called only when AUTH is about to happen, so a run

@@ -26,7 +26,8 @@
 //!    - **Events**: handle every `poll_event()` until `None`:
 //!      - [`Event::StartTls`]: run the TLS handshake on the socket now (under the timeout),
 //!        then call [`Session::tls_established`]. Nothing was left unread: the session has
-//!        already checked that no byte followed the 220 (RFC 3207 §4.2 hazard).
+//!        already checked that no byte followed the 220 in the same read (plaintext command
+//!        injection, CVE-2011-0411); bytes in a later segment reach the TLS handshake and fail it.
 //!      - [`Event::Ready`]`(caps)`: build the message now (it depends on SMTPUTF8/8BITMIME in
 //!        `caps`) and call [`Session::submit`], or [`Session::quit`] when there is nothing
 //!        (more) to send. A `submit` error (data, size) sends nothing and leaves the session
@@ -48,9 +49,11 @@
 //!
 //! ```no_run
 //! use std::io::{Read, Write};
-//! use quizmail::smtp::{BodyFraming, Config, Envelope, Event, Output, Session, SmtpError, TlsMode};
+//! use quizmail::smtp::{BodyFraming, Config, Envelope, Event, Output, Session, TlsMode};
 //!
-//! fn send(sock: &mut std::net::TcpStream, message: &[u8]) -> Result<(), SmtpError> {
+//! type AnyError = Box<dyn std::error::Error>;
+//!
+//! fn send(sock: &mut std::net::TcpStream, message: &[u8]) -> Result<(), AnyError> {
 //!     let config = Config {
 //!         ehlo_name: "[127.0.0.1]".into(),
 //!         tls: TlsMode::None,
@@ -60,14 +63,13 @@
 //!     };
 //!     let mut session = Session::new(config)?;
 //!     let mut buf = [0u8; 4096];
-//!     let io = |_| SmtpError::Misuse("I/O error (the real driver has its own error type)");
 //!     loop {
 //!         while let Some(out) = session.poll_output() {
 //!             match out {
-//!                 Output::Bytes(b) => sock.write_all(&b).map_err(io)?,
-//!                 Output::Body(BodyFraming::Raw { .. }) => sock.write_all(message).map_err(io)?,
-//!                 // `message` is CRLF-terminated and has no line starting with '.'.
-//!                 Output::Body(BodyFraming::Dot) => sock.write_all(message).map_err(io)?,
+//!                 Output::Bytes(b) => sock.write_all(&b)?,
+//!                 Output::Body(BodyFraming::Raw { .. }) => sock.write_all(message)?,
+//!                 // `message` ends in CRLF and has no line starting with '.'.
+//!                 Output::Body(BodyFraming::Dot) => sock.write_all(message)?,
 //!             }
 //!         }
 //!         while let Some(event) = session.poll_event() {
@@ -88,9 +90,9 @@
 //!             return Ok(());
 //!         }
 //!         if session.wants_read() {
-//!             let n = sock.read(&mut buf).map_err(io)?;
+//!             let n = sock.read(&mut buf)?;
 //!             if n == 0 {
-//!                 return session.connection_closed();
+//!                 return Ok(session.connection_closed()?);
 //!             }
 //!             session.receive(&buf[..n])?;
 //!         }
@@ -108,11 +110,13 @@
 //!   QUIT after the last message) go in one flight, and every reply is read and matched even
 //!   after a refusal (RFC 2920 §3.1). Without it, one command per round trip.
 //! - If DATA was pipelined, no recipient was accepted and the server still answers 354
-//!   (allowed by RFC 2920 §3.1), no message data may follow (RFC 5321 §3.3 sends data only for
-//!   an accepted transaction) and neither RSET nor QUIT can be sent: after a 354 every line is
-//!   message content until `.`. Sending `.` would submit an empty message. So the session
-//!   reports the message as refused and drops the connection ([`Event::Closed`] without QUIT):
-//!   an unterminated transaction is aborted by the server, as if by RSET (RFC 5321 §3.8).
+//!   (allowed by RFC 2920 §3.1, which suggests sending a lone `.`), the session does not send
+//!   that `.`: it would submit an empty message, and if our count of accepted recipients were
+//!   ever wrong, deliver it. RSET and QUIT cannot be sent either: after a 354 every line is
+//!   message content until `.`. So the session reports the message as refused and drops the
+//!   connection ([`Event::Closed`] without QUIT). Mail data that never ended confirms nothing:
+//!   only the end-of-data indicator confirms the transaction (RFC 5321 §3.3), so the server
+//!   has nothing to deliver. Later messages need a new connection.
 //! - An address that is not ASCII turns SMTPUTF8 on even if the envelope did not ask for it.
 use std::collections::VecDeque;
 use std::fmt;

@@ -117,6 +117,8 @@
 //!   connection ([`Event::Closed`] without QUIT). Mail data that never ended confirms nothing:
 //!   only the end-of-data indicator confirms the transaction (RFC 5321 §3.3), so the server
 //!   has nothing to deliver. Later messages need a new connection.
+//! - A refused RSET between messages does not stop the next one: RSET after a completed
+//!   transaction changes nothing (RFC 5321 §4.1.1.5), and the next MAIL reply decides.
 //! - An address that is not ASCII turns SMTPUTF8 on even if the envelope did not ask for it.
 use std::collections::VecDeque;
 use std::fmt;
@@ -775,11 +777,17 @@ impl Session {
                 self.events.push_back(Event::Closed);
                 Ok(())
             }
-            Expect::Rset if reply.code == 250 => {
-                self.continue_transaction();
-                Ok(())
+            // QUIT was the last command: answering anything but 221 is out of step, and there
+            // is nothing left to say politely.
+            Expect::Quit if reply.code == 421 => {
+                let stage = Stage::Quit;
+                self.fail_hard(stage, SmtpError::ServiceClosing { stage, reply })
             }
-            Expect::Mail | Expect::Rcpt(_) | Expect::Data | Expect::EndOfData => {
+            Expect::Quit => {
+                let stage = Stage::Quit;
+                self.fail_hard(stage, SmtpError::UnexpectedReply { stage, reply })
+            }
+            Expect::Rset | Expect::Mail | Expect::Rcpt(_) | Expect::Data | Expect::EndOfData => {
                 self.on_transaction(expect, reply)
             }
             other => self.refuse(other.stage(), reply),
@@ -867,16 +875,6 @@ impl Session {
             .push_back(Event::Ready(self.caps.clone().unwrap_or_default()));
     }
 
-    /// Without PIPELINING: send the next command of the transaction after a success.
-    fn continue_transaction(&mut self) {
-        if let Some(mut txn) = self.txn.take() {
-            if !txn.pipelining {
-                self.send_next(&mut txn);
-            }
-            self.txn = Some(txn);
-        }
-    }
-
     fn send_next(&mut self, txn: &mut Transaction) {
         match txn.rest.pop_front() {
             Some((cmd, expect)) => self.push(cmd, Some(expect)),
@@ -922,11 +920,24 @@ impl Session {
                 SmtpError::Misuse("transaction reply without a transaction"),
             );
         };
+        let refused = reply.is_transient() || reply.is_permanent();
+        // A definite answer to the end of data settles whether the message was taken; a
+        // malformed or unexpected one leaves it in doubt.
+        if matches!(expect, Expect::EndOfData) && (refused || reply.code == 250) {
+            self.data_in_flight = false;
+        }
         if reply.code == 421 {
             return self.fail_hard(stage, SmtpError::ServiceClosing { stage, reply });
         }
-        let refused = reply.is_transient() || reply.is_permanent();
         match expect {
+            // RSET after a completed transaction changes nothing (RFC 5321 §4.1.1.5), so a
+            // refusal does not stop the next one: with PIPELINING its MAIL and data are already
+            // on their way, and the MAIL reply decides.
+            Expect::Rset if reply.code == 250 || refused => {
+                if !txn.pipelining {
+                    self.send_next(&mut txn);
+                }
+            }
             Expect::Mail if reply.code == 250 => {
                 if !txn.pipelining {
                     self.send_next(&mut txn);
@@ -986,7 +997,6 @@ impl Session {
                 return self.finish(txn, Err(err));
             }
             Expect::EndOfData if reply.code == 250 || refused => {
-                self.data_in_flight = false;
                 let result = match txn.overriding_error(self.had_credentials) {
                     Some(err) => Err(err),
                     None if refused => Err(SmtpError::Rejected { stage, reply }),
@@ -2209,6 +2219,7 @@ mod tests {
             assert_eq!(err.class(), ErrorClass::Temporary, "step {n}");
             assert_eq!(err.reply().map(|r| r.code), Some(421));
             assert!(d.session.is_finished());
+            assert!(!d.session.data_in_flight(), "step {n}: a 421 settles it");
             // No QUIT after 421: the server is already closing (checked by the run: nothing
             // more was written).
         }
@@ -2301,6 +2312,16 @@ mod tests {
             assert!(matches!(err, SmtpError::UnexpectedReply { stage: s, .. } if *s == stage), "{err}");
             assert_eq!(err.class(), ErrorClass::Protocol);
         }
+        // A refused QUIT gets no second QUIT (the run checks nothing more is written).
+        let script = "S: 220 mx\nC: EHLO client.example.org\nS: 250 mx\nC: QUIT\nS: 500 what";
+        let d = run(config(TlsMode::None), vec![], script);
+        assert!(matches!(
+            error(&d),
+            SmtpError::UnexpectedReply {
+                stage: Stage::Quit,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -2322,6 +2343,65 @@ mod tests {
             "S: 220 mx\nC: EHLO client.example.org\nS: 250 mx\nS: 250 extra",
         );
         assert_eq!(error(&d).class(), ErrorClass::Protocol);
+    }
+
+    #[test]
+    fn refused_rset_does_not_stop_the_next_message() {
+        let script = CHUNKING_EHLO.to_string()
+            + "
+             C: MAIL FROM:<quiz@example.org>
+             C: RCPT TO:<a@example.com>
+             C: BDAT 1 LAST
+             C: <body raw 1>
+             S: 250 ok
+             S: 250 ok
+             S: 250 ok
+             C: RSET
+             C: MAIL FROM:<quiz@example.org>
+             C: RCPT TO:<b@example.com>
+             C: BDAT 1 LAST
+             C: <body raw 1>
+             C: QUIT
+             S: 502 no RSET here
+             S: 250 ok
+             S: 250 ok
+             S: 250 ok
+             S: 221 bye";
+        let envs = vec![
+            envelope(&["a@example.com"], 1, true),
+            envelope(&["b@example.com"], 1, false),
+        ];
+        let d = run(config(TlsMode::None), envs, &script);
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        assert!(d.reports.iter().all(|r| r.outcome.is_ok()));
+        assert!(d.closed);
+    }
+
+    #[test]
+    fn malformed_reply_to_end_of_data_leaves_the_message_in_doubt() {
+        let script = CHUNKING_EHLO.to_string()
+            + "
+             C: MAIL FROM:<quiz@example.org>
+             C: RCPT TO:<a@example.com>
+             C: BDAT 1 LAST
+             C: <body raw 1>
+             C: QUIT
+             S: 250 ok
+             S: 250 ok
+             S: 2xx garbage";
+        let d = run(
+            config(TlsMode::None),
+            vec![envelope(&["a@example.com"], 1, false)],
+            &script,
+        );
+        assert!(matches!(
+            error(&d),
+            SmtpError::Malformed {
+                stage: Stage::EndOfData,
+                ..
+            }
+        ));
+        assert!(d.session.data_in_flight());
     }
 
     #[test]

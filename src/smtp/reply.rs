@@ -212,7 +212,7 @@ impl ReplyParser {
     }
 
     /// Bytes held for an unfinished reply. Zero right after a complete reply: the STARTTLS
-    /// injection check (RFC 3207 §4.2 hazard) relies on this and on the unconsumed input.
+    /// injection check (CVE-2011-0411) relies on this and on the unconsumed input.
     pub fn buffered(&self) -> usize {
         self.reply_len + self.line.len()
     }

@@ -415,7 +415,14 @@ impl Connection {
             eight_bit: msg.needs_8bitmime(),
             more,
         })?;
-        self.pump(Some(msg))?;
+        if let Err(e) = self.pump(Some(msg)) {
+            // Once the message's own result is in, a later failure (a malformed reply to the
+            // pipelined QUIT, a drop after it) concerns the connection, not this message.
+            if self.finished.is_none() {
+                return Err(e);
+            }
+            log(self.verbose, &format!("* after the message: {e}"));
+        }
         let report = self.finished.take().ok_or_else(|| {
             Error::from(smtp::SmtpError::Misuse(
                 "the session ended without a message result",
@@ -529,8 +536,8 @@ pub fn send_with_retries(
     server: &ServerSettings,
     envelope: &Envelope,
     build: &mut dyn FnMut(Target) -> Result<Box<dyn Outgoing>, Error>,
-) -> Result<Delivery, (Error, Option<ConnInfo>)> {
-    let dialer = Dialer::new(server, ctx.ui.verbose).map_err(|e| (e, None))?;
+) -> Result<Delivery, Box<(Error, Option<ConnInfo>)>> {
+    let dialer = Dialer::new(server, ctx.ui.verbose).map_err(|e| Box::new((e, None)))?;
     let mut attempt = 0;
     loop {
         let mut info = None;
@@ -555,7 +562,7 @@ pub fn send_with_retries(
                 ));
                 std::thread::sleep(wait);
             }
-            Err(e) => return Err((e, info)),
+            Err(e) => return Err(Box::new((e, info))),
         }
     }
 }

@@ -28,6 +28,15 @@ What it counts, per connection (the unit the protocol floor is stated in):
   Server bytes that arrive before any client flight (the greeting) or after an answered flight
   without a new client flight (e.g. TLS 1.3 session tickets next to a reply) add nothing.
 
+Two effects the counts show (checked with a hand-driven client against Postfix, D = 10 ms):
+  * Nagle: a client that writes its TLS Finished and then EHLO as two small writes without
+    TCP_NODELAY has the EHLO held back until the Finished is ACKed, which costs an extra round
+    trip (9 instead of 8 for STARTTLS + AUTH PLAIN + PIPELINING + CHUNKING). Set TCP_NODELAY.
+  * Implicit TLS: OpenSSL-based servers (Postfix, Python's ssl) send the 220 greeting only after
+    the client's Finished, so the Finished is a flight of its own (the client must wait for the
+    greeting before EHLO): 7 with PIPELINING + CHUNKING, not 6, unless the server sends the
+    greeting as TLS 1.3 0.5-RTT data.
+
 At connection end it prints one JSON line to stdout and appends it to --summary-file:
   {"connection": n, "round_trips": R, "flights": F, "unanswered_flights": U,
    "bytes_client_to_server": a, "bytes_server_to_client": b, "elapsed_ms": t, "delay_ms": D}

@@ -712,7 +712,10 @@ fn offered(transcript: &str, keyword: &str) -> bool {
         .lines()
         .filter_map(|l| l.strip_prefix("S: 250"))
         // "S: 250-KEYWORD" and "S: 250 KEYWORD": skip the separator after the code.
-        .any(|l| l.get(1..).is_some_and(|k| k.trim().eq_ignore_ascii_case(keyword)))
+        .any(|l| {
+            l.get(1..)
+                .is_some_and(|k| k.trim().eq_ignore_ascii_case(keyword))
+        })
 }
 
 fn sent_command(transcript: &str, verb: &str) -> bool {

@@ -17,8 +17,13 @@ Latency model (D = --delay-ms, the one-way delay; one round trip = 2·D):
     greeting and is counted as one round trip below.
 
 What it counts, per connection (the unit the protocol floor is stated in):
-  round_trips = 1 (the TCP connect, with the server greeting riding on it)
+  round_trips = 1 (the TCP connect)
+              + 1 when the server speaks first and the client waits for it (the plaintext 220
+                greeting; with implicit TLS the greeting answers the client's TLS Finished)
               + the number of client FLIGHTS that were answered.
+  That is: the connect plus every time the client had to wait for the server. On a real network
+  the greeting cannot ride on the TCP handshake (the server accepts, then writes), which is why
+  it is a round trip of its own.
   A flight is a maximal run of client->server bytes with no server->client bytes in between
   (in the order the proxy reads them, which is causal: the server can only answer what it has
   been sent). A flight is answered when server->client bytes follow it. Several commands
@@ -31,11 +36,10 @@ What it counts, per connection (the unit the protocol floor is stated in):
 Two effects the counts show (checked with a hand-driven client against Postfix, D = 10 ms):
   * Nagle: a client that writes its TLS Finished and then EHLO as two small writes without
     TCP_NODELAY has the EHLO held back until the Finished is ACKed, which costs an extra round
-    trip (9 instead of 8 for STARTTLS + AUTH PLAIN + PIPELINING + CHUNKING). Set TCP_NODELAY.
-  * Implicit TLS: OpenSSL-based servers (Postfix, Python's ssl) send the 220 greeting only after
-    the client's Finished, so the Finished is a flight of its own (the client must wait for the
-    greeting before EHLO): 7 with PIPELINING + CHUNKING, not 6, unless the server sends the
-    greeting as TLS 1.3 0.5-RTT data.
+    trip. Set TCP_NODELAY (quizmail does).
+  * Implicit TLS: servers send the 220 greeting only after the client's TLS Finished, so the
+    Finished is a flight of its own, answered by the greeting: connect, ClientHello, Finished,
+    EHLO, AUTH, transaction = 6 with PIPELINING + CHUNKING.
 
 At connection end it prints one JSON line to stdout and appends it to --summary-file:
   {"connection": n, "round_trips": R, "flights": F, "unanswered_flights": U,
@@ -59,6 +63,7 @@ class Counter:
         self.flights = 0
         self.answered = 0
         self.last = None  # "c" or "s": direction of the previous chunk
+        self.greeting_waited = False  # the server spoke first and the client waited for it
         self.bytes_c2s = 0
         self.bytes_s2c = 0
 
@@ -73,6 +78,8 @@ class Counter:
         self.bytes_s2c += len(chunk)
         if self.last == "c":
             self.answered += 1
+        elif self.last is None:
+            self.greeting_waited = True
         self.last = "s"
         self._trace("S", chunk)
 
@@ -156,7 +163,7 @@ def main():
             w.close()
         summary = {
             "connection": n,
-            "round_trips": 1 + counter.answered,
+            "round_trips": 1 + counter.greeting_waited + counter.answered,
             "flights": counter.flights,
             "unanswered_flights": counter.flights - counter.answered,
             "bytes_client_to_server": counter.bytes_c2s,

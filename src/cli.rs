@@ -108,7 +108,8 @@ pub struct Cli {
     #[arg(long, short = 'y')]
     pub yes: bool,
     /// Grade a class: CSV with header name,email,answers (answers as a;c;b)
-    #[arg(long, value_name = "FILE", requires = "quiz")]
+    #[arg(long, value_name = "FILE", requires = "quiz",
+          conflicts_with_all = ["answers", "name", "subject", "body", "body_file", "html_file", "attach", "inline"])]
     pub roster: Option<PathBuf>,
 
     // --- Server ------------------------------------------------------------------------------

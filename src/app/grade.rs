@@ -4,7 +4,7 @@
 use std::io::{self, IsTerminal};
 use std::path::Path;
 
-use super::quiz_mode::results_message;
+use super::quiz_mode::{extra_headers, results_message};
 use super::{
     addresses, deliver_one, delivered, error_report, random16, sender, sign, Content, Ctx,
 };
@@ -12,7 +12,7 @@ use crate::client::{backoff, Connection, Dialer, Envelope};
 use crate::error::Error;
 use crate::message::{Attachment, Compose, Mailbox};
 use crate::quiz::{self, Progress, QuizReport};
-use crate::report::Report;
+use crate::report::{Report, Transport};
 
 /// One message of the batch: who it is for (for the progress bar) and what to send.
 struct Job {
@@ -41,7 +41,16 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
     let entries = quiz::load_roster(roster_path, &quiz)?;
     let teacher = addresses("--target-email", &cli.to)?;
     let from = sender(cli, &ctx.settings)?;
+    let headers = extra_headers(cli)?;
+    super::alignment(ctx, &from, &envelope_from(ctx, &from)?);
 
+    let transport = if cli.dry_run {
+        Transport::DryRun
+    } else if ctx.settings.server.is_some() {
+        Transport::Smtp
+    } else {
+        Transport::Outbox
+    };
     // Students whose address does not parse are reported, not fatal: the batch goes on.
     let mut reports: Vec<Option<Report>> = Vec::new();
     let mut jobs: Vec<(usize, Job)> = Vec::new();
@@ -49,13 +58,14 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
         let quiz_json = serde_json::to_value(QuizReport::new(&quiz, &entry.attempt)).ok();
         match Mailbox::parse(&entry.email) {
             Ok(student) => {
-                let compose = results_message(
+                let mut compose = results_message(
                     &quiz,
                     &entry.attempt,
                     from.clone(),
                     vec![student.clone()],
                     ctx,
                 );
+                compose.headers = headers.clone();
                 jobs.push((
                     reports.len(),
                     Job {
@@ -77,6 +87,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
                 };
                 ctx.ui.warn(&e.to_string());
                 reports.push(Some(Report {
+                    transport,
                     quiz: quiz_json,
                     error: Some(error_report(&e)),
                     ..Report::default()
@@ -88,6 +99,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
         let summary = quiz::summarise(&quiz, &entries);
         let mut c = Compose::new(from.clone(), ctx.now, random16());
         c.to = teacher.clone();
+        c.headers = headers.clone();
         c.subject = quiz::summary_subject(&quiz, &summary);
         c.text = Some(quiz::summary_text(&quiz, &summary, &entries).into_bytes());
         c.html = Some(quiz::summary_html(&quiz, &summary, &entries).into_bytes());
@@ -115,14 +127,14 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
 
     let show = !ctx.ui.quiet && io::stderr().is_terminal();
     let mut progress = Progress::new(jobs.len(), io::stderr(), show);
-    match &ctx.settings.server {
-        Some(_) if !cli.dry_run => send_batch(ctx, &jobs, &mut reports, &mut progress)?,
-        _ => {
-            for (slot, job) in &jobs {
-                let (report, _) = deliver_one(ctx, &job.content, &job.envelope, job.quiz.clone())?;
-                reports[*slot] = Some(report);
-                let _ = progress.tick(&job.label);
-            }
+    if transport == Transport::Smtp {
+        send_batch(ctx, &jobs, &mut reports, &mut progress)?;
+    } else {
+        for (slot, job) in &jobs {
+            let (report, _) =
+                deliver_one(ctx, &job.content, &job.envelope, job.quiz.clone(), false)?;
+            reports[*slot] = Some(report);
+            let _ = progress.tick(&job.label);
         }
     }
     let _ = progress.finish();
@@ -133,21 +145,28 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
         .first()
         .and_then(|r| r.error.as_ref())
         .map_or(0, |e| e.exit_code);
-    let sent = messages.iter().filter(|r| r.sent).count();
+    let done = messages.len() - failed.len();
     ctx.ui.say(&format!(
-        "Graded {} students; {sent} of {} messages {}; {} failed.",
+        "Graded {} students; {done} of {} messages {}; {} failed.",
         entries.len(),
         messages.len(),
-        if ctx.settings.server.is_some() && !cli.dry_run {
-            "sent"
-        } else {
-            "written"
+        match transport {
+            Transport::Smtp => "sent",
+            Transport::DryRun => "printed (dry run, NOT sent)",
+            Transport::Outbox => "written to the outbox, NOT sent",
         },
         failed.len()
     ));
+    if transport == Transport::Outbox {
+        ctx.ui.say(&format!(
+            "No server is configured. Send them later with: quizmail --message FILE \
+             --read-recipients --server HOST[:PORT] (files in {})",
+            ctx.settings.outbox.display()
+        ));
+    }
     let top = Report {
-        sent: failed.is_empty(),
-        transport: messages.first().map(|r| r.transport).unwrap_or_default(),
+        sent: transport == Transport::Smtp && failed.is_empty(),
+        transport,
         server: ctx.settings.server.as_ref().map(|s| s.display()),
         error: failed.first().and_then(|r| r.error.clone()),
         messages: Some(messages),

@@ -335,6 +335,7 @@ pub fn deliver_one(
     content: &Content,
     envelope: &Envelope,
     quiz: Option<serde_json::Value>,
+    announce: bool,
 ) -> Result<(Report, i32), Error> {
     if envelope.recipients.is_empty() {
         return Err(Error::Usage(
@@ -372,7 +373,11 @@ pub fn deliver_one(
         report.transport = Transport::DryRun;
         report.size = offline.size().ok();
         report.accepted = recipients;
-        ctx.ui.say(&report.human());
+        if announce {
+            if announce {
+                ctx.ui.say(&report.human());
+            }
+        }
         return Ok((report, 0));
     }
 
@@ -383,7 +388,11 @@ pub fn deliver_one(
         report.size = offline.size().ok();
         report.outbox_path = Some(path.display().to_string());
         report.accepted = recipients;
-        ctx.ui.say(&report.human());
+        if announce {
+            if announce {
+                ctx.ui.say(&report.human());
+            }
+        }
         return Ok((report, 0));
     };
 
@@ -397,7 +406,11 @@ pub fn deliver_one(
     match result {
         Ok(delivery) => {
             let (report, code) = delivered(report, delivery);
-            ctx.ui.say(&report.human());
+            if announce {
+                if announce {
+                    ctx.ui.say(&report.human());
+                }
+            }
             if let Some(e) = &report.error {
                 eprintln!("quizmail: error: {}", e.message);
             }

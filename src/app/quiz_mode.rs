@@ -4,13 +4,21 @@ use std::io::{self, IsTerminal, Write};
 use super::send::envelope_for;
 use super::{addresses, alignment, deliver_one, random16, sender, Content, Ctx};
 use crate::error::Error;
-use crate::message::{Attachment, Compose, Mailbox};
+use crate::message::{parse_header_arg, Attachment, Compose, Mailbox};
 use crate::quiz::{self, Attempt, Quiz, QuizReport, RunOptions};
 use crate::report::Report;
 
 /// ANSI colour only on a terminal and never with NO_COLOR set (no-color.org).
 pub fn use_color(terminal: bool) -> bool {
     terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `--header` values, for every message a run sends.
+pub fn extra_headers(cli: &crate::cli::Cli) -> Result<Vec<(String, String)>, Error> {
+    cli.headers
+        .iter()
+        .map(|h| parse_header_arg(h).map_err(|e| super::with_flag("--header", e)))
+        .collect()
 }
 
 /// The results message of cli.md: text and HTML alternatives plus `results.csv`.
@@ -78,6 +86,10 @@ pub fn quiz(ctx: &Ctx) -> Result<(Report, i32), Error> {
     let mut compose = results_message(&quiz, &attempt, from.clone(), to, ctx);
     compose.cc = cc;
     compose.bcc = bcc;
+    if let Some(subject) = &cli.subject {
+        compose.subject = subject.clone();
+    }
+    compose.headers = extra_headers(cli)?;
     let envelope = envelope_for(ctx, &compose)?;
     if interactive && !cli.yes && !cli.dry_run {
         let names: Vec<String> = envelope
@@ -98,5 +110,6 @@ pub fn quiz(ctx: &Ctx) -> Result<(Report, i32), Error> {
         &Content::Compose(Box::new(compose)),
         &envelope,
         quiz_json,
+        true,
     )
 }

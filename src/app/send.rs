@@ -51,12 +51,24 @@ pub fn send(ctx: &Ctx) -> Result<(Report, i32), Error> {
             recipients.extend(prepared.recipients().iter().cloned());
         }
         dedup(&mut recipients);
-        let from = match &cli.envelope_from {
-            Some(e) => Mailbox::parse(e).map_err(|e| with_flag("--envelope-from", e))?,
-            None => sender(cli, &ctx.settings)?,
+        // MAIL FROM defaults to the message's own From, which keeps SPF aligned with it.
+        let header_from = prepared_from(&prepared);
+        let from = match (&cli.envelope_from, &header_from) {
+            (Some(e), _) => Mailbox::parse(e).map_err(|e| with_flag("--envelope-from", e))?,
+            (None, Some(f)) => f.clone(),
+            (None, None) => sender(cli, &ctx.settings)?,
         };
+        if let Some(f) = &header_from {
+            alignment(ctx, f, &from);
+        }
         let envelope = Envelope { from, recipients };
-        return deliver_one(ctx, &Content::Prepared(Box::new(prepared)), &envelope, None);
+        return deliver_one(
+            ctx,
+            &Content::Prepared(Box::new(prepared)),
+            &envelope,
+            None,
+            true,
+        );
     }
 
     let from = sender(cli, &ctx.settings)?;
@@ -83,7 +95,13 @@ pub fn send(ctx: &Ctx) -> Result<(Report, i32), Error> {
 
     let envelope = envelope_for(ctx, &compose)?;
     alignment(ctx, &from, &envelope.from);
-    deliver_one(ctx, &Content::Compose(Box::new(compose)), &envelope, None)
+    deliver_one(
+        ctx,
+        &Content::Compose(Box::new(compose)),
+        &envelope,
+        None,
+        true,
+    )
 }
 
 /// The envelope of a composed message: every To, Cc and Bcc once; MAIL FROM from
@@ -102,6 +120,17 @@ pub fn envelope_for(ctx: &Ctx, compose: &Compose) -> Result<Envelope, Error> {
         None => compose.from.clone(),
     };
     Ok(Envelope { from, recipients })
+}
+
+/// The first address of a prepared message's From field, unfolded (RFC 5322 §2.2.3).
+fn prepared_from(prepared: &Prepared) -> Option<Mailbox> {
+    use crate::message::Outgoing;
+    let field = prepared
+        .headers()
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case("from"))?;
+    let value = field.value.replace("\r\n", "");
+    Mailbox::parse_list(value.trim()).ok()?.into_iter().next()
 }
 
 /// Removes repeated addresses (case-insensitive domain), keeping the first.

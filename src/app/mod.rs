@@ -374,9 +374,7 @@ pub fn deliver_one(
         report.size = offline.size().ok();
         report.accepted = recipients;
         if announce {
-            if announce {
-                ctx.ui.say(&report.human());
-            }
+            ctx.ui.say(&report.human());
         }
         return Ok((report, 0));
     }
@@ -389,9 +387,7 @@ pub fn deliver_one(
         report.outbox_path = Some(path.display().to_string());
         report.accepted = recipients;
         if announce {
-            if announce {
-                ctx.ui.say(&report.human());
-            }
+            ctx.ui.say(&report.human());
         }
         return Ok((report, 0));
     };
@@ -407,9 +403,7 @@ pub fn deliver_one(
         Ok(delivery) => {
             let (report, code) = delivered(report, delivery);
             if announce {
-                if announce {
-                    ctx.ui.say(&report.human());
-                }
+                ctx.ui.say(&report.human());
             }
             if let Some(e) = &report.error {
                 eprintln!("quizmail: error: {}", e.message);

@@ -408,6 +408,9 @@ pub fn deliver_one(
                 report.tls = info.tls;
                 report.auth = info.auth;
             }
+            if let Error::Delivery { rejected, .. } = &e {
+                report.rejected = rejected.clone();
+            }
             Err(e).map_err(|e: Error| e).or_else(|e| {
                 eprintln!("quizmail: error: {e}");
                 report.error = Some(error_report(&e));

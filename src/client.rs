@@ -415,12 +415,24 @@ impl Connection {
             eight_bit: msg.needs_8bitmime(),
             more,
         })?;
-        self.pump(Some(msg))?;
-        let report = self.finished.take().ok_or_else(|| {
-            Error::from(smtp::SmtpError::Misuse(
-                "the session ended without a message result",
-            ))
-        })?;
+        let pumped = self.pump(Some(msg));
+        // With PIPELINING, QUIT follows the end of the data in the same flight, and its reply
+        // can fail the session right after the message's own reply was read. The message's
+        // fate is known then (RFC 5321 §4.1.1.10: QUIT does not undo it), so keep the result.
+        while let Some(event) = self.session.poll_event() {
+            if let Event::Message(report) = event {
+                self.finished = Some(report);
+            }
+        }
+        let report = match (self.finished.take(), pumped) {
+            (Some(report), _) => report,
+            (None, Err(e)) => return Err(e),
+            (None, Ok(())) => {
+                return Err(Error::from(smtp::SmtpError::Misuse(
+                    "the session ended without a message result",
+                )))
+            }
+        };
         let mut d = delivery(self.info(), size, report)?;
         d.message_id = msg.message_id().map(str::to_owned);
         Ok(d)

@@ -1654,3 +1654,569 @@ fn dot_lines_arrive_intact_and_line_ends_are_crlf_on_the_wire() {
         "first line\r\n.leading dot\r\n.\r\n..two dots\r\nbare CR\r\nhere\r\nCRLF line\r\n. \r\nlast\r\n"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Grade mode: one connection for the whole class
+
+const TEACHER: &str = "teacher@example.com";
+
+const QUIZ: &str = r#"title = "E2E quiz"
+pass_percent = 60
+
+[[questions]]
+prompt = "First?"
+choices = ["right", "wrong"]
+answer = "a"
+
+[[questions]]
+prompt = "Second?"
+choices = ["wrong", "right"]
+answer = "b"
+
+[[questions]]
+prompt = "Third?"
+choices = ["wrong", "wrong too", "right"]
+answer = "c"
+explain = "The third one."
+"#;
+
+/// (name, email, answers) rows of the test roster.
+const STUDENTS: [(&str, &str, &str); 5] = [
+    ("Ada Lovelace", "ada@example.com", "a;b;c"),
+    ("Bob Babbage", "bob@example.com", "b;b;c"),
+    ("Cy Hopper", "cy@example.com", "a;a;a"),
+    ("Di Turing", "di@example.com", "a;b;a"),
+    ("Ed Dijkstra", "ed@example.com", "b;a;b"),
+];
+
+/// Writes the quiz and a roster (with `email_of` applied to each row) into the home.
+fn grade_files(home: &Home, email_of: impl Fn(usize, &str) -> String) -> (PathBuf, PathBuf) {
+    let quiz = home.file("quiz.toml", QUIZ.as_bytes());
+    let mut roster = String::from("name,email,answers\n");
+    for (i, (name, email, answers)) in STUDENTS.iter().enumerate() {
+        roster.push_str(&format!("{name},{},{answers}\n", email_of(i, email)));
+    }
+    (quiz, home.file("roster.csv", roster.as_bytes()))
+}
+
+/// One accepted message as a strict server expects it: RSET first unless it is the first of
+/// its connection, then MAIL, RCPT, DATA and the body; queued as `G<tag>`.
+fn accept_message(script: Script, first: bool, rcpt: &str, tag: &str) -> Script {
+    let script = if first {
+        script
+    } else {
+        script.expect("RSET").reply("250 2.0.0 Ok")
+    };
+    script
+        .expect_prefix(&format!("MAIL FROM:<{FROM}>"))
+        .reply("250 2.1.0 Ok")
+        .expect(&format!("RCPT TO:<{rcpt}>"))
+        .reply("250 2.1.5 Ok")
+        .expect("DATA")
+        .reply("354 Go ahead")
+        .receive_data()
+        .reply(&format!("250 2.0.0 Ok: queued as G{tag}"))
+}
+
+fn quit(script: Script) -> Script {
+    script.expect("QUIT").reply("221 2.0.0 Bye").close()
+}
+
+fn grade_client(home: &Home, port: u16, quiz: &Path, roster: &Path) -> Client {
+    home.client()
+        .server(port)
+        .args([
+            "--tls", "none", "--json", "--from", FROM, "--to", TEACHER, "--quiz",
+        ])
+        .arg(quiz)
+        .arg("--roster")
+        .arg(roster)
+}
+
+/// The header block of a received message, for To and Subject checks.
+fn head(content: &[u8]) -> String {
+    let text = String::from_utf8_lossy(content);
+    text.split("\r\n\r\n").next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn grade_mode_sends_each_student_and_the_summary_over_one_connection() {
+    let home = Home::new();
+    let (quiz, roster) = grade_files(&home, |_, email| email.to_owned());
+    let mut script = greet(&["PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"]);
+    for (i, (_, email, _)) in STUDENTS.iter().enumerate() {
+        script = accept_message(script, i == 0, email, &i.to_string());
+    }
+    script = quit(accept_message(script, false, TEACHER, "S"));
+    let server = Server::start_with(vec![script], quick());
+    let out = grade_client(&home, server.port(), &quiz, &roster).run();
+    out.code(0);
+    let json = out.json();
+    assert_eq!(json["sent"], true);
+    let messages = json["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 6);
+    for (i, m) in messages.iter().enumerate() {
+        assert_eq!(m["sent"], true, "message {i}");
+        let tag = if i < 5 { i.to_string() } else { "S".into() };
+        assert_eq!(m["queue_id"], format!("G{tag}"), "message {i}");
+    }
+    assert_eq!(messages[0]["quiz"]["score"], 3);
+    assert_eq!(messages[2]["quiz"]["score"], 1);
+    assert_eq!(messages[5]["accepted"], serde_json::json!([TEACHER]));
+
+    let transcript = finish(server);
+    let conn = transcript.only();
+    conn.assert_ok();
+    assert_eq!(count(conn, "EHLO"), 1);
+    assert_eq!(count(conn, "RSET"), 5);
+    assert_eq!(conn.messages.len(), 6);
+    for (i, (_, email, _)) in STUDENTS.iter().enumerate() {
+        let head = head(&conn.messages[i].content);
+        assert!(
+            head.contains(&format!("\r\nTo: {email}")),
+            "message {i}: {head}"
+        );
+        assert!(
+            !head.contains(TEACHER),
+            "message {i} copied to the teacher: {head}"
+        );
+        let content = String::from_utf8_lossy(&conn.messages[i].content);
+        assert!(content.contains("results.csv"), "message {i}");
+    }
+    let summary = String::from_utf8_lossy(&conn.messages[5].content);
+    assert!(head(&conn.messages[5].content).contains(&format!("\r\nTo: {TEACHER}")));
+    assert!(summary.contains("class-results.csv"));
+}
+
+#[test]
+fn grade_mode_bad_address_in_the_roster_does_not_stop_the_batch() {
+    let home = Home::new();
+    let (quiz, roster) = grade_files(&home, |i, email| {
+        if i == 2 {
+            "cy at example".into()
+        } else {
+            email.to_owned()
+        }
+    });
+    let mut script = greet(&["PIPELINING", "8BITMIME"]);
+    let good: Vec<usize> = vec![0, 1, 3, 4];
+    for (n, i) in good.iter().enumerate() {
+        script = accept_message(script, n == 0, STUDENTS[*i].1, &i.to_string());
+    }
+    script = quit(accept_message(script, false, TEACHER, "S"));
+    let server = Server::start_with(vec![script], quick());
+    let out = grade_client(&home, server.port(), &quiz, &roster).run();
+    // cli.md: an invalid address is bad data (65); the others are still sent.
+    out.code(65);
+    assert!(
+        out.stderr.contains("roster.csv: line 4") && out.stderr.contains("cy at example"),
+        "{}",
+        out.describe()
+    );
+    let json = out.json();
+    assert_eq!(json["sent"], false);
+    assert_eq!(json["error"]["exit_code"], 65);
+    let messages = json["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 6);
+    for (i, m) in messages.iter().enumerate() {
+        if i == 2 {
+            assert_eq!(m["sent"], false);
+            assert_eq!(m["error"]["kind"], "input");
+            assert_eq!(m["quiz"]["name"], "Cy Hopper");
+        } else {
+            assert_eq!(m["sent"], true, "message {i}");
+            assert_eq!(m["error"], Value::Null, "message {i}");
+        }
+    }
+    let transcript = finish(server);
+    let conn = transcript.only();
+    conn.assert_ok();
+    assert_eq!(conn.messages.len(), 5);
+}
+
+#[test]
+fn grade_mode_reconnects_after_a_421_and_carries_on() {
+    let home = Home::new();
+    let (quiz, roster) = grade_files(&home, |_, email| email.to_owned());
+    let ext = ["PIPELINING", "8BITMIME"];
+    // The first connection takes two students, then closes with 421 at the third's MAIL.
+    let mut first = greet(&ext);
+    for i in 0..2 {
+        first = accept_message(first, i == 0, STUDENTS[i].1, &i.to_string());
+    }
+    let first = first
+        .expect("RSET")
+        .reply("250 2.0.0 Ok")
+        .expect_prefix("MAIL FROM:")
+        .reply("421 4.3.2 Shutting down, come back later")
+        .close();
+    // The second takes the rest: no RSET before its first message.
+    let mut second = greet(&ext);
+    for i in 2..5 {
+        second = accept_message(second, i == 2, STUDENTS[i].1, &i.to_string());
+    }
+    let second = quit(accept_message(second, false, TEACHER, "S"));
+    let server = Server::start_with(vec![first, second], quick());
+    let out = grade_client(&home, server.port(), &quiz, &roster)
+        .retries(1)
+        .run();
+    out.code(0);
+    assert!(out.stderr.contains("421"), "{}", out.describe());
+    let json = out.json();
+    let messages = json["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 6);
+    assert!(messages.iter().all(|m| m["sent"] == true), "{json:#}");
+    let transcript = finish(server);
+    assert_eq!(transcript.connections.len(), 2);
+    transcript.connections[1].assert_ok();
+    assert_eq!(transcript.connections[0].messages.len(), 2);
+    assert_eq!(transcript.connections[1].messages.len(), 4);
+    let third = head(&transcript.connections[1].messages[0].content);
+    assert!(third.contains("\r\nTo: cy@example.com"), "{third}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// No server: the outbox; --dry-run
+
+#[test]
+fn no_server_writes_the_outbox_and_says_not_sent() {
+    let home = Home::new();
+    let out = home.client().mail().arg("--json").run();
+    out.code(0);
+    assert!(out.stderr.contains("NOT sent"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("quizmail --message"),
+        "{}",
+        out.describe()
+    );
+    let json = out.json();
+    assert_eq!(json["transport"], "outbox");
+    assert_eq!(json["sent"], false);
+    assert_eq!(json["error"], Value::Null);
+    let relative = json["outbox_path"].as_str().expect("outbox_path");
+    let path = home.work().join(relative);
+    assert_eq!(
+        path.parent(),
+        Some(home.work().join("outbox").as_path()),
+        "{relative}"
+    );
+    // <UTC timestamp>-<Message-ID local part>.eml
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("file name");
+    let message_id = json["message_id"].as_str().expect("message_id");
+    let local = message_id
+        .trim_matches(['<', '>'])
+        .split('@')
+        .next()
+        .expect("local part");
+    let stamp = name
+        .strip_suffix(&format!("-{local}.eml"))
+        .unwrap_or_else(|| panic!("{name} does not end in -{local}.eml"));
+    let stamp = stamp.strip_suffix('Z').unwrap_or(stamp);
+    assert!(
+        stamp.len() == 15
+            && stamp.as_bytes()[8] == b'T'
+            && stamp.chars().filter(char::is_ascii_digit).count() == 14,
+        "timestamp {stamp:?}"
+    );
+    let saved = std::fs::read(&path).expect("the outbox file");
+    let text = String::from_utf8_lossy(&saved);
+    assert!(text.contains("Subject: e2e\r\n"), "{text}");
+    assert!(
+        text.contains(&format!("Message-ID: {message_id}")),
+        "{text}"
+    );
+    assert!(out.stderr.contains(relative), "{}", out.describe());
+}
+
+#[test]
+fn dry_run_prints_the_message_and_connects_to_nothing() {
+    let home = Home::new();
+    let server = GoodServer::new().start();
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none", "--dry-run"])
+        .run();
+    out.code(0);
+    assert!(
+        out.stdout.contains("Subject: e2e\r\n"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.contains(&format!("To: {TO}\r\n")),
+        "{}",
+        out.describe()
+    );
+    assert!(out.stdout.contains("\r\n\r\nhello"), "{}", out.describe());
+    assert!(
+        !out.stdout.replace("\r\n", "").contains('\n'),
+        "bare LF on stdout"
+    );
+    assert!(out.stderr.contains("NOT sent"), "{}", out.describe());
+    assert!(finish(server).connections.is_empty());
+    assert!(!home.work().join("outbox").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config file precedence
+
+#[test]
+fn config_file_names_the_server() {
+    let home = Home::new();
+    let server = GoodServer::new().start();
+    home.write_config(&format!(
+        "server = \"127.0.0.1:{}\"\ntls = \"none\"\ntimeout = 2\nretries = 0\nehlo = \"{EHLO}\"\n",
+        server.port()
+    ));
+    let out = home.client().mail().arg("--json").run();
+    out.code(0);
+    let json = out.json();
+    assert_eq!(json["transport"], "smtp");
+    assert_eq!(json["server"], format!("127.0.0.1:{}", server.port()));
+    finish(server).only().assert_ok();
+}
+
+#[test]
+fn server_flag_beats_the_config_file() {
+    let home = Home::new();
+    let closed = support::closed_port();
+    let server = GoodServer::new().start();
+    home.write_config(&format!(
+        "server = \"127.0.0.1:{}\"\ntls = \"none\"\n",
+        closed.port()
+    ));
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .arg("--json")
+        .run();
+    out.code(0);
+    assert_eq!(out.json()["server"], format!("127.0.0.1:{}", server.port()));
+    finish(server).only().assert_ok();
+}
+
+#[test]
+fn environment_beats_the_config_file_and_the_flag_beats_both() {
+    let home = Home::new();
+    let closed = support::closed_port();
+    let server = GoodServer::new().start();
+    home.write_config(&format!("server = \"127.0.0.1:{}\"\n", closed.port()));
+    let out = home
+        .client()
+        .env("SMTP_SERVER", format!("127.0.0.1:{}", server.port()))
+        .env("SMTP_TLS", "none")
+        .mail()
+        .args(["--json", "--timeout", "2", "--retries", "0"])
+        .run();
+    out.code(0);
+    finish(server).only().assert_ok();
+    // Flags over the environment: the server offers no STARTTLS, so SMTP_TLS winning would
+    // be exit 78.
+    let server = GoodServer::new().start();
+    let out = home
+        .client()
+        .env("SMTP_SERVER", format!("127.0.0.1:{}", closed.port()))
+        .env("SMTP_TLS", "starttls")
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none", "--json"])
+        .run();
+    out.code(0);
+    finish(server).only().assert_ok();
+}
+
+#[test]
+fn misspelt_config_key_is_exit_78_naming_line_and_column() {
+    let home = Home::new();
+    let server = GoodServer::new().start();
+    let path = home.write_config(&format!(
+        "server = \"127.0.0.1:{}\"\nsrever = \"typo.example\"\n",
+        server.port()
+    ));
+    let out = home.client().mail().arg("--json").run();
+    out.code(78).error_says(&[
+        path.to_str().expect("UTF-8 path"),
+        "line 2, column 1",
+        "srever",
+    ]);
+    out.json_error("config");
+    assert!(finish(server).connections.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// More edges: implicit TLS, a missing password, SIZE, replies that do not fit, QUIT
+
+#[test]
+fn implicit_tls_delivers_and_refuses_an_expired_certificate() {
+    let pki = Pki::new();
+    let home = Home::new();
+    let server = GoodServer::new()
+        .implicit_tls(pki.good.server_config())
+        .auth(&["PLAIN"], USER, PASSWORD)
+        .start();
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "implicit", "--user", USER, "--json", "--ca-file"])
+        .arg(&pki.ca_file)
+        .run();
+    out.code(0);
+    assert_eq!(out.json()["tls"]["mode"], "implicit");
+    let transcript = finish(server);
+    transcript.only().assert_ok();
+    assert_eq!(transcript.only().tls_started_at, Some(0));
+
+    let server = GoodServer::new()
+        .implicit_tls(pki.expired.server_config())
+        .auth(&["PLAIN"], USER, PASSWORD)
+        .start();
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "implicit", "--user", USER, "--json", "--ca-file"])
+        .arg(&pki.ca_file)
+        .run();
+    out.code(78)
+        .error_says(&["certificate verification failed", "expired"]);
+    out.json_error("tls");
+    let transcript = finish(server);
+    assert!(transcript.only().commands.is_empty());
+    assert_no_secret(&transcript.only().received, "the connection");
+}
+
+#[test]
+fn password_that_cannot_be_had_is_exit_78_before_connecting() {
+    let home = Home::new();
+    let server = GoodServer::new()
+        .auth(&["CRAM-MD5"], USER, PASSWORD)
+        .start();
+    let out = home
+        .client()
+        .env("SMTP_PASSWORD", "")
+        .server(server.port())
+        .mail()
+        .args([
+            "--user",
+            USER,
+            "--tls",
+            "none",
+            "--json",
+            "--password-command",
+            "exit 3",
+        ])
+        .run();
+    out.code(78).error_says(&["--password-command"]);
+    out.json_error("config");
+    assert!(finish(server).connections.is_empty());
+}
+
+#[test]
+fn message_over_the_size_limit_is_exit_69_without_mail() {
+    let home = Home::new();
+    let body = home.file("big.txt", "0123456789 abcdefghij\n".repeat(100).as_bytes());
+    let server = GoodServer::new()
+        .extensions(&["PIPELINING", "SIZE 1000"])
+        .start();
+    let out = home
+        .client()
+        .server(server.port())
+        .args([
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--tls",
+            "none",
+            "--json",
+            "--body-file",
+        ])
+        .arg(&body)
+        .run();
+    out.code(69).error_says(&["exceeds", "1000"]);
+    out.json_error("permanent");
+    let transcript = finish(server);
+    assert_eq!(
+        count(transcript.only(), "MAIL"),
+        0,
+        "{:?}",
+        transcript.only().commands
+    );
+}
+
+#[test]
+fn malformed_greeting_is_exit_76() {
+    let home = Home::new();
+    let server = Server::start_with(
+        vec![Script::new()
+            .reply("hello, I am not SMTP")
+            .stall(Duration::from_secs(8))],
+        quick(),
+    );
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none", "--json"])
+        .run();
+    out.code(76).error_says(&["malformed reply", "greeting"]);
+    out.json_error("protocol");
+    let transcript = finish(server);
+    let sent = verbs(transcript.only());
+    assert!(sent.iter().all(|v| v == "QUIT"), "{sent:?}");
+}
+
+#[test]
+fn a_reply_that_does_not_fit_data_is_exit_76_and_no_body_follows() {
+    // 250 where 354 belongs: taking it as "go ahead" would send the message into the void
+    // (or, after an injection, into the next transaction).
+    let home = Home::new();
+    let script = greet(&["8BITMIME"])
+        .expect_prefix("MAIL FROM:")
+        .reply("250 2.1.0 Ok")
+        .expect(&format!("RCPT TO:<{TO}>"))
+        .reply("250 2.1.5 Ok")
+        .expect("DATA")
+        .reply("250 2.0.0 Ok")
+        .stall(Duration::from_secs(8));
+    let server = Server::start_with(vec![script], quick());
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none", "--json"])
+        .run();
+    out.code(76).error_says(&["DATA", "250"]);
+    out.json_error("protocol");
+    let transcript = finish(server);
+    let text = transcript.only().text();
+    let after = &text[text.find("DATA\r\n").expect("DATA") + 6..];
+    assert!(
+        !after.contains("hello") && !after.contains("Subject"),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn a_failing_quit_after_delivery_is_still_exit_0() {
+    for fault in [Fault::Reply("554 5.3.0 Odd".into()), Fault::Disconnect] {
+        let home = Home::new();
+        let server = GoodServer::new().fault(Stage::Quit, fault.clone()).start();
+        let out = home
+            .client()
+            .server(server.port())
+            .mail()
+            .args(["--tls", "none", "--json"])
+            .run();
+        out.code(0);
+        assert_eq!(out.json()["sent"], true, "{fault:?}");
+        assert_eq!(finish(server).only().messages.len(), 1);
+    }
+}

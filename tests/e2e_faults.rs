@@ -1841,8 +1841,8 @@ fn grade_mode_reconnects_after_a_421_and_carries_on() {
     let ext = ["PIPELINING", "8BITMIME"];
     // The first connection takes two students, then closes with 421 at the third's MAIL.
     let mut first = greet(&ext);
-    for i in 0..2 {
-        first = accept_message(first, i == 0, STUDENTS[i].1, &i.to_string());
+    for (i, (_, email, _)) in STUDENTS.iter().enumerate().take(2) {
+        first = accept_message(first, i == 0, email, &i.to_string());
     }
     let first = first
         .expect("RSET")
@@ -1852,8 +1852,8 @@ fn grade_mode_reconnects_after_a_421_and_carries_on() {
         .close();
     // The second takes the rest: no RSET before its first message.
     let mut second = greet(&ext);
-    for i in 2..5 {
-        second = accept_message(second, i == 2, STUDENTS[i].1, &i.to_string());
+    for (i, (_, email, _)) in STUDENTS.iter().enumerate().skip(2) {
+        second = accept_message(second, i == 2, email, &i.to_string());
     }
     let second = quit(accept_message(second, false, TEACHER, "S"));
     let server = Server::start_with(vec![first, second], quick());
@@ -2218,5 +2218,78 @@ fn a_failing_quit_after_delivery_is_still_exit_0() {
         out.code(0);
         assert_eq!(out.json()["sent"], true, "{fault:?}");
         assert_eq!(finish(server).only().messages.len(), 1);
+    }
+}
+
+#[test]
+fn grade_mode_refused_student_is_reported_and_the_rest_go_over_the_same_connection() {
+    let home = Home::new();
+    let (quiz, roster) = grade_files(&home, |_, email| email.to_owned());
+    let mut script = greet(&["PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"]);
+    for (i, (_, email, _)) in STUDENTS.iter().enumerate() {
+        script = if i == 1 {
+            // Bob's mailbox does not exist; the pipelined DATA is refused too.
+            script
+                .expect("RSET")
+                .reply("250 2.0.0 Ok")
+                .expect_prefix("MAIL FROM:")
+                .reply("250 2.1.0 Ok")
+                .expect(&format!("RCPT TO:<{email}>"))
+                .reply("550 5.1.1 No such user")
+                .expect("DATA")
+                .reply("554 5.5.1 No valid recipients")
+        } else {
+            accept_message(script, i == 0, email, &i.to_string())
+        };
+    }
+    let script = quit(accept_message(script, false, TEACHER, "S"));
+    let server = Server::start_with(vec![script], quick());
+    let out = grade_client(&home, server.port(), &quiz, &roster).run();
+    out.code(69);
+    let json = out.json();
+    assert_eq!(json["sent"], false);
+    assert_eq!(json["error"]["exit_code"], 69);
+    let messages = json["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 6);
+    assert_eq!(messages[1]["sent"], false);
+    assert_eq!(messages[1]["error"]["kind"], "permanent");
+    assert_eq!(
+        rejected_addresses(&messages[1]),
+        [(STUDENTS[1].1.to_owned(), 550)]
+    );
+    for i in [0, 2, 3, 4, 5] {
+        assert_eq!(messages[i]["sent"], true, "message {i}");
+    }
+    let transcript = finish(server);
+    let conn = transcript.only();
+    conn.assert_ok();
+    assert_eq!(conn.messages.len(), 5);
+}
+
+#[test]
+fn grade_mode_without_a_server_writes_every_message_to_the_outbox() {
+    let home = Home::new();
+    let (quiz, roster) = grade_files(&home, |_, email| email.to_owned());
+    let out = home
+        .client()
+        .args(["--json", "--from", FROM, "--to", TEACHER, "--quiz"])
+        .arg(&quiz)
+        .arg("--roster")
+        .arg(&roster)
+        .run();
+    out.code(0);
+    let json = out.json();
+    let messages = json["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 6);
+    let files = std::fs::read_dir(home.work().join("outbox"))
+        .expect("outbox directory")
+        .count();
+    assert_eq!(files, 6);
+    for m in messages {
+        assert_eq!(m["transport"], "outbox");
+        let path = home
+            .work()
+            .join(m["outbox_path"].as_str().expect("outbox_path"));
+        assert!(path.is_file(), "{}", path.display());
     }
 }

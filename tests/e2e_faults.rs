@@ -721,7 +721,7 @@ fn fault_run(stage: Stage, fault: Fault) -> (Outcome, Transcript) {
 }
 
 /// Checks one fault: exit status, error line, JSON, and that no message went out before it.
-fn check_fault(stage: Stage, fault: Fault, want: &Expected) -> Transcript {
+fn check_fault(stage: Stage, fault: Fault, want: &Expected) {
     let (out, transcript) = fault_run(stage, fault.clone());
     let context = format!("{stage:?} {fault:?}");
     assert_eq!(out.code, want.code, "{context}\n{}", out.describe());
@@ -741,7 +741,6 @@ fn check_fault(stage: Stage, fault: Fault, want: &Expected) -> Transcript {
     if stage != Stage::DataEnd(0) {
         assert!(conn.messages.is_empty(), "{context}: a message went out");
     }
-    transcript
 }
 
 /// A 4xx, `five` for a 5xx, a 421 and a disconnect at `stage`, which the error calls `name`.
@@ -1875,6 +1874,79 @@ fn grade_mode_reconnects_after_a_421_and_carries_on() {
     assert!(third.contains("\r\nTo: cy@example.com"), "{third}");
 }
 
+#[test]
+fn grade_mode_refused_student_is_reported_and_the_rest_go_over_the_same_connection() {
+    let home = Home::new();
+    let (quiz, roster) = grade_files(&home, |_, email| email.to_owned());
+    let mut script = greet(&["PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"]);
+    for (i, (_, email, _)) in STUDENTS.iter().enumerate() {
+        script = if i == 1 {
+            // Bob's mailbox does not exist; the pipelined DATA is refused too.
+            script
+                .expect("RSET")
+                .reply("250 2.0.0 Ok")
+                .expect_prefix("MAIL FROM:")
+                .reply("250 2.1.0 Ok")
+                .expect(&format!("RCPT TO:<{email}>"))
+                .reply("550 5.1.1 No such user")
+                .expect("DATA")
+                .reply("554 5.5.1 No valid recipients")
+        } else {
+            accept_message(script, i == 0, email, &i.to_string())
+        };
+    }
+    let script = quit(accept_message(script, false, TEACHER, "S"));
+    let server = Server::start_with(vec![script], quick());
+    let out = grade_client(&home, server.port(), &quiz, &roster).run();
+    out.code(69);
+    let json = out.json();
+    assert_eq!(json["sent"], false);
+    assert_eq!(json["error"]["exit_code"], 69);
+    let messages = json["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 6);
+    assert_eq!(messages[1]["sent"], false);
+    assert_eq!(messages[1]["error"]["kind"], "permanent");
+    assert_eq!(
+        rejected_addresses(&messages[1]),
+        [(STUDENTS[1].1.to_owned(), 550)]
+    );
+    for i in [0, 2, 3, 4, 5] {
+        assert_eq!(messages[i]["sent"], true, "message {i}");
+    }
+    let transcript = finish(server);
+    let conn = transcript.only();
+    conn.assert_ok();
+    assert_eq!(conn.messages.len(), 5);
+}
+
+#[test]
+fn grade_mode_without_a_server_writes_every_message_to_the_outbox() {
+    let home = Home::new();
+    let (quiz, roster) = grade_files(&home, |_, email| email.to_owned());
+    let out = home
+        .client()
+        .args(["--json", "--from", FROM, "--to", TEACHER, "--quiz"])
+        .arg(&quiz)
+        .arg("--roster")
+        .arg(&roster)
+        .run();
+    out.code(0);
+    let json = out.json();
+    let messages = json["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 6);
+    let files = std::fs::read_dir(home.work().join("outbox"))
+        .expect("outbox directory")
+        .count();
+    assert_eq!(files, 6);
+    for m in messages {
+        assert_eq!(m["transport"], "outbox");
+        let path = home
+            .work()
+            .join(m["outbox_path"].as_str().expect("outbox_path"));
+        assert!(path.is_file(), "{}", path.display());
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // No server: the outbox; --dry-run
 
@@ -2174,6 +2246,26 @@ fn malformed_greeting_is_exit_76() {
 }
 
 #[test]
+fn a_reply_ahead_of_its_command_is_exit_76_and_nothing_is_sent() {
+    // "250" in the same write as the greeting would answer EHLO before it was asked: taking
+    // it shifts every later reply by one.
+    let home = Home::new();
+    let script = Script::new()
+        .send("220 mx.quizmail.test ESMTP\r\n250 early\r\n")
+        .stall(Duration::from_secs(8));
+    let server = Server::start_with(vec![script], quick());
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none", "--json"])
+        .run();
+    out.code(76).error_says(&["before the command"]);
+    out.json_error("protocol");
+    assert!(finish(server).only().received.is_empty());
+}
+
+#[test]
 fn a_reply_that_does_not_fit_data_is_exit_76_and_no_body_follows() {
     // 250 where 354 belongs: taking it as "go ahead" would send the message into the void
     // (or, after an injection, into the next transaction).
@@ -2218,78 +2310,5 @@ fn a_failing_quit_after_delivery_is_still_exit_0() {
         out.code(0);
         assert_eq!(out.json()["sent"], true, "{fault:?}");
         assert_eq!(finish(server).only().messages.len(), 1);
-    }
-}
-
-#[test]
-fn grade_mode_refused_student_is_reported_and_the_rest_go_over_the_same_connection() {
-    let home = Home::new();
-    let (quiz, roster) = grade_files(&home, |_, email| email.to_owned());
-    let mut script = greet(&["PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"]);
-    for (i, (_, email, _)) in STUDENTS.iter().enumerate() {
-        script = if i == 1 {
-            // Bob's mailbox does not exist; the pipelined DATA is refused too.
-            script
-                .expect("RSET")
-                .reply("250 2.0.0 Ok")
-                .expect_prefix("MAIL FROM:")
-                .reply("250 2.1.0 Ok")
-                .expect(&format!("RCPT TO:<{email}>"))
-                .reply("550 5.1.1 No such user")
-                .expect("DATA")
-                .reply("554 5.5.1 No valid recipients")
-        } else {
-            accept_message(script, i == 0, email, &i.to_string())
-        };
-    }
-    let script = quit(accept_message(script, false, TEACHER, "S"));
-    let server = Server::start_with(vec![script], quick());
-    let out = grade_client(&home, server.port(), &quiz, &roster).run();
-    out.code(69);
-    let json = out.json();
-    assert_eq!(json["sent"], false);
-    assert_eq!(json["error"]["exit_code"], 69);
-    let messages = json["messages"].as_array().expect("messages");
-    assert_eq!(messages.len(), 6);
-    assert_eq!(messages[1]["sent"], false);
-    assert_eq!(messages[1]["error"]["kind"], "permanent");
-    assert_eq!(
-        rejected_addresses(&messages[1]),
-        [(STUDENTS[1].1.to_owned(), 550)]
-    );
-    for i in [0, 2, 3, 4, 5] {
-        assert_eq!(messages[i]["sent"], true, "message {i}");
-    }
-    let transcript = finish(server);
-    let conn = transcript.only();
-    conn.assert_ok();
-    assert_eq!(conn.messages.len(), 5);
-}
-
-#[test]
-fn grade_mode_without_a_server_writes_every_message_to_the_outbox() {
-    let home = Home::new();
-    let (quiz, roster) = grade_files(&home, |_, email| email.to_owned());
-    let out = home
-        .client()
-        .args(["--json", "--from", FROM, "--to", TEACHER, "--quiz"])
-        .arg(&quiz)
-        .arg("--roster")
-        .arg(&roster)
-        .run();
-    out.code(0);
-    let json = out.json();
-    let messages = json["messages"].as_array().expect("messages");
-    assert_eq!(messages.len(), 6);
-    let files = std::fs::read_dir(home.work().join("outbox"))
-        .expect("outbox directory")
-        .count();
-    assert_eq!(files, 6);
-    for m in messages {
-        assert_eq!(m["transport"], "outbox");
-        let path = home
-            .work()
-            .join(m["outbox_path"].as_str().expect("outbox_path"));
-        assert!(path.is_file(), "{}", path.display());
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use super::{addresses, alignment, deliver_one, random16, sender, with_flag, Content, Ctx};
 use crate::client::Envelope;
 use crate::error::Error;
-use crate::message::{parse_header_arg, Attachment, Compose, Mailbox, Prepared};
+use crate::message::{parse_header_arg, Attachment, Compose, Mailbox, Outgoing, Prepared};
 use crate::report::Report;
 
 /// Reads a file, or standard input for `-`; an empty standard input is an input error (66).
@@ -53,7 +53,10 @@ pub fn send(ctx: &Ctx) -> Result<(Report, i32), Error> {
         dedup(&mut recipients);
         let from = match &cli.envelope_from {
             Some(e) => Mailbox::parse(e).map_err(|e| with_flag("--envelope-from", e))?,
-            None => sender(cli, &ctx.settings)?,
+            None => match header_from(&prepared) {
+                Some(from) => from,
+                None => sender(cli, &ctx.settings)?,
+            },
         };
         let envelope = Envelope { from, recipients };
         return deliver_one(ctx, &Content::Prepared(Box::new(prepared)), &envelope, None);
@@ -86,6 +89,17 @@ pub fn send(ctx: &Ctx) -> Result<(Report, i32), Error> {
     deliver_one(ctx, &Content::Compose(Box::new(compose)), &envelope, None)
 }
 
+/// The first address of a prepared message's From field: the default MAIL FROM of cli.md
+/// ("default: the From address"), which keeps SPF aligned with the From that is sent.
+fn header_from(prepared: &Prepared) -> Option<Mailbox> {
+    let field = prepared
+        .headers()
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case("from"))?;
+    let unfolded = field.value.replace("\r\n", "").replace('\t', " ");
+    Mailbox::parse_list(&unfolded).ok()?.into_iter().next()
+}
+
 /// The envelope of a composed message: every To, Cc and Bcc once; MAIL FROM from
 /// `--envelope-from` or the From address (which keeps SPF aligned).
 pub fn envelope_for(ctx: &Ctx, compose: &Compose) -> Result<Envelope, Error> {
@@ -108,4 +122,22 @@ pub fn envelope_for(ctx: &Ctx, compose: &Compose) -> Result<Envelope, Error> {
 fn dedup(list: &mut Vec<Mailbox>) {
     let mut seen = std::collections::HashSet::new();
     list.retain(|m| seen.insert((m.local.clone(), m.domain.to_lowercase())));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prepared_message_is_sent_from_its_from_field() {
+        let raw = b"From: \"Ada L.\" <ada@example.com>,\r\n bob@example.com\r\nTo: c@example.com\r\n\r\nhi\r\n";
+        let prepared = Prepared::parse(raw, false).unwrap();
+        let from = header_from(&prepared).unwrap();
+        assert_eq!(
+            (from.local.as_str(), from.domain.as_str()),
+            ("ada", "example.com")
+        );
+        let no_from = Prepared::parse(b"To: c@example.com\r\n\r\nhi\r\n", false).unwrap();
+        assert!(header_from(&no_from).is_none());
+    }
 }

@@ -2312,3 +2312,103 @@ fn a_failing_quit_after_delivery_is_still_exit_0() {
         assert_eq!(finish(server).only().messages.len(), 1);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Blind copies and prepared messages: what must not be on the wire
+
+#[test]
+fn bcc_is_in_the_envelope_and_never_on_the_wire() {
+    let home = Home::new();
+    let hidden = "hidden@example.com";
+    let server = Server::start_with(
+        vec![GoodServer::new()
+            .message(Some(FROM), &[TO, hidden])
+            .script()],
+        quick(),
+    );
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--bcc", hidden, "--tls", "none", "--json"])
+        .run();
+    out.code(0);
+    let transcript = finish(server);
+    let conn = transcript.only();
+    conn.assert_ok();
+    let content = String::from_utf8_lossy(&conn.messages[0].content).to_ascii_lowercase();
+    assert!(!content.contains("bcc:"), "{content}");
+    assert!(!content.contains(hidden), "{content}");
+}
+
+#[test]
+fn prepared_message_with_read_recipients_strips_bcc_and_is_dot_stuffed() {
+    let home = Home::new();
+    let hidden = "hidden@example.com";
+    let message = home.file(
+        "message.eml",
+        format!(
+            "From: {FROM}\nTo: {TO}\nBcc: {hidden}\nSubject: prepared\nMessage-ID: <prepared.1@example.com>\n\nline one\n.\n.dot\n"
+        )
+        .as_bytes(),
+    );
+    let server = Server::start_with(
+        vec![GoodServer::new()
+            .message(Some(FROM), &[TO, hidden])
+            .script()],
+        quick(),
+    );
+    let out = home
+        .client()
+        .server(server.port())
+        .args(["--tls", "none", "--json", "-t", "--message"])
+        .arg(&message)
+        .run();
+    out.code(0);
+    let json = out.json();
+    assert_eq!(json["message_id"], "<prepared.1@example.com>");
+    // MAIL FROM defaults to the message's own From (cli.md), not to $USER@host.
+    assert_eq!(json["envelope_from"], FROM);
+    let transcript = finish(server);
+    let conn = transcript.only();
+    conn.assert_ok();
+    let received = &conn.messages[0];
+    let content = String::from_utf8_lossy(&received.content);
+    assert!(!content.to_ascii_lowercase().contains("bcc:"), "{content}");
+    assert!(content.contains("Subject: prepared\r\n"), "{content}");
+    assert!(
+        content.ends_with("\r\n\r\nline one\r\n.\r\n.dot\r\n"),
+        "{content:?}"
+    );
+    assert!(contains(&received.wire, b"\r\nline one\r\n..\r\n..dot\r\n"));
+}
+
+#[test]
+fn address_needing_smtputf8_is_exit_65_when_the_server_lacks_it() {
+    let home = Home::new();
+    let server = Server::start_with(vec![GoodServer::new().script()], quick());
+    let out = home
+        .client()
+        .server(server.port())
+        .args([
+            "--from",
+            FROM,
+            "--to",
+            "josé@example.com",
+            "--body",
+            "x",
+            "--tls",
+            "none",
+            "--json",
+        ])
+        .run();
+    out.code(65).error_says(&["SMTPUTF8"]);
+    out.json_error("input");
+    let transcript = finish(server);
+    assert_eq!(
+        count(transcript.only(), "MAIL"),
+        0,
+        "{:?}",
+        transcript.only().commands
+    );
+}

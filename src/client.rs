@@ -296,6 +296,9 @@ impl Connection {
         let in_flight = self.session.data_in_flight();
         let n = match self.stream().read(&mut buf) {
             Ok(n) => n,
+            // A TLS peer that closes without close_notify: SMTP replies delimit themselves, so
+            // the session, not rustls, judges whether anything was cut short (RFC 8446 §6.1).
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
             Err(e) => {
                 return Err(Error::network(
                     TransportError::from_io(&stage, e),

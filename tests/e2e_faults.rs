@@ -2298,18 +2298,25 @@ fn a_reply_that_does_not_fit_data_is_exit_76_and_no_body_follows() {
 
 #[test]
 fn a_failing_quit_after_delivery_is_still_exit_0() {
-    for fault in [Fault::Reply("554 5.3.0 Odd".into()), Fault::Disconnect] {
-        let home = Home::new();
-        let server = GoodServer::new().fault(Stage::Quit, fault.clone()).start();
-        let out = home
-            .client()
-            .server(server.port())
-            .mail()
-            .args(["--tls", "none", "--json"])
-            .run();
-        out.code(0);
-        assert_eq!(out.json()["sent"], true, "{fault:?}");
-        assert_eq!(finish(server).only().messages.len(), 1);
+    // Over TLS the dropped connection also lacks close_notify.
+    let pki = Pki::new();
+    for tls in [false, true] {
+        for fault in [Fault::Reply("554 5.3.0 Odd".into()), Fault::Disconnect] {
+            let home = Home::new();
+            let mut server = GoodServer::new().fault(Stage::Quit, fault.clone());
+            let mut client = home.client();
+            if tls {
+                server = server.starttls(pki.good.server_config());
+                client = client.arg("--ca-file").arg(&pki.ca_file);
+            } else {
+                client = client.args(["--tls", "none"]);
+            }
+            let server = server.start();
+            let out = client.server(server.port()).mail().arg("--json").run();
+            out.code(0);
+            assert_eq!(out.json()["sent"], true, "{fault:?} tls {tls}");
+            assert_eq!(finish(server).only().messages.len(), 1);
+        }
     }
 }
 
@@ -2411,4 +2418,73 @@ fn address_needing_smtputf8_is_exit_65_when_the_server_lacks_it() {
         "{:?}",
         transcript.only().commands
     );
+}
+
+#[test]
+fn an_outbox_file_sent_later_arrives_byte_for_byte() {
+    let home = Home::new();
+    let first = home.client().mail().arg("--json").run();
+    first.code(0);
+    let relative = first.json()["outbox_path"]
+        .as_str()
+        .expect("outbox_path")
+        .to_owned();
+    let saved = std::fs::read(home.work().join(&relative)).expect("outbox file");
+    let server = Server::start_with(
+        vec![GoodServer::new().message(Some(FROM), &[TO]).script()],
+        quick(),
+    );
+    // The command the outbox notice suggests, with the test's server.
+    let out = home
+        .client()
+        .server(server.port())
+        .args([
+            "--message",
+            &relative,
+            "--to",
+            TO,
+            "--tls",
+            "none",
+            "--json",
+        ])
+        .run();
+    out.code(0);
+    assert_eq!(out.json()["envelope_from"], FROM);
+    let transcript = finish(server);
+    transcript.only().assert_ok();
+    assert_eq!(
+        String::from_utf8_lossy(&transcript.only().messages[0].content),
+        String::from_utf8_lossy(&saved)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Probe
+
+#[test]
+fn probe_reports_the_certificate_and_sends_no_mail_and_no_auth() {
+    // The script wants AUTH next, so it hangs up on the QUIT without a reply or close_notify:
+    // the probe is complete by then and still succeeds.
+    let pki = Pki::new();
+    let home = Home::new();
+    let server = GoodServer::new()
+        .starttls(pki.good.server_config())
+        .auth(&["LOGIN", "PLAIN"], USER, PASSWORD)
+        .start();
+    let out = home
+        .client()
+        .server(server.port())
+        .args(["--probe", "--user", USER, "--json", "--ca-file"])
+        .arg(&pki.ca_file)
+        .run();
+    out.code(0).no_secret_in_output();
+    let json = out.json();
+    let probe = &json["probe"];
+    assert_eq!(probe["certificates"][0]["sha256"], pki.good.sha256);
+    assert_eq!(probe["auth_auto"], "PLAIN");
+    assert_eq!(probe["size_limit"], 10485760);
+    assert_eq!(json["tls"]["version"], "TLSv1.3");
+    let transcript = finish(server);
+    let conn = transcript.only();
+    assert_eq!(verbs(conn), ["EHLO", "STARTTLS", "EHLO", "QUIT"]);
 }

@@ -2488,3 +2488,81 @@ fn probe_reports_the_certificate_and_sends_no_mail_and_no_auth() {
     let conn = transcript.only();
     assert_eq!(verbs(conn), ["EHLO", "STARTTLS", "EHLO", "QUIT"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Quiz mode and 8-bit content
+
+#[test]
+fn quiz_mode_mails_the_results() {
+    let home = Home::new();
+    let quiz = home.file("quiz.toml", QUIZ.as_bytes());
+    let server = Server::start_with(
+        vec![GoodServer::new().message(Some(FROM), &[TEACHER]).script()],
+        quick(),
+    );
+    let out = home
+        .client()
+        .server(server.port())
+        .args([
+            "--tls",
+            "none",
+            "--json",
+            "--yes",
+            "--name",
+            "Ada",
+            "--answers",
+            "a,b,a",
+        ])
+        .args(["--from", FROM, "--to", TEACHER, "--quiz"])
+        .arg(&quiz)
+        .run();
+    out.code(0);
+    let json = out.json();
+    assert_eq!(json["quiz"]["score"], 2);
+    assert_eq!(json["quiz"]["total"], 3);
+    assert_eq!(json["quiz"]["passed"], true);
+    let transcript = finish(server);
+    let conn = transcript.only();
+    conn.assert_ok();
+    let content = String::from_utf8_lossy(&conn.messages[0].content);
+    assert!(content.contains("results.csv"), "{content}");
+    assert!(content.contains("multipart/alternative"), "{content}");
+}
+
+#[test]
+fn eight_bit_body_travels_as_seven_bit_to_a_server_without_8bitmime() {
+    let home = Home::new();
+    let server = Server::start_with(
+        vec![GoodServer::new().extensions(&["PIPELINING"]).script()],
+        quick(),
+    );
+    let out = home
+        .client()
+        .server(server.port())
+        .args([
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--subject",
+            "Grüße",
+            "--body",
+            "héllo wörld ✓",
+        ])
+        .args(["--tls", "none"])
+        .run();
+    out.code(0);
+    let transcript = finish(server);
+    let conn = transcript.only();
+    conn.assert_ok();
+    assert!(
+        conn.received.is_ascii(),
+        "8-bit octets sent without 8BITMIME"
+    );
+    let mail = conn
+        .commands
+        .iter()
+        .find(|c| c.starts_with("MAIL"))
+        .expect("MAIL");
+    assert!(!mail.contains("BODY=8BITMIME"), "{mail}");
+}

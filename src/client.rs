@@ -544,8 +544,8 @@ pub fn send_with_retries(
     server: &ServerSettings,
     envelope: &Envelope,
     build: &mut dyn FnMut(Target) -> Result<Box<dyn Outgoing>, Error>,
-) -> Result<Delivery, (Error, Option<ConnInfo>)> {
-    let dialer = Dialer::new(server, ctx.ui.verbose).map_err(|e| (e, None))?;
+) -> Result<Delivery, Box<(Error, Option<ConnInfo>)>> {
+    let dialer = Dialer::new(server, ctx.ui.verbose).map_err(|e| Box::new((e, None)))?;
     let mut attempt = 0;
     loop {
         let mut info = None;
@@ -570,7 +570,7 @@ pub fn send_with_retries(
                 ));
                 std::thread::sleep(wait);
             }
-            Err(e) => return Err((e, info)),
+            Err(e) => return Err(Box::new((e, info))),
         }
     }
 }

@@ -118,7 +118,7 @@ fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), E
              and change this session",
         );
     }
-    if (cli.probe || cli.dry_run) && settings.server.is_none() && cli.probe {
+    if cli.probe && settings.server.is_none() {
         return Err(Error::Usage(
             "--probe needs a server: give --server HOST[:PORT] (or SMTP_SERVER)".into(),
         ));
@@ -184,7 +184,7 @@ fn load_signer(cli: &Cli, settings: &Settings) -> Result<Option<Signer>, Error> 
 /// address; else `$USER@host`, as sendmail and msmtp do.
 pub fn sender(cli: &Cli, settings: &Settings) -> Result<Mailbox, Error> {
     if let Some(from) = &settings.from {
-        return Ok(Mailbox::parse(from).map_err(|e| with_flag("--from", e))?);
+        return Mailbox::parse(from).map_err(|e| with_flag("--from", e));
     }
     if let Some(user) = settings.server.as_ref().and_then(|s| s.user.as_ref()) {
         if let Ok(m) = Mailbox::parse(user) {
@@ -403,7 +403,8 @@ pub fn deliver_one(
             }
             Ok((report, code))
         }
-        Err((e, partial)) => {
+        Err(failed) => {
+            let (e, partial) = *failed;
             if let Some(info) = partial {
                 report.tls = info.tls;
                 report.auth = info.auth;

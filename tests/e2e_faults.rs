@@ -2566,3 +2566,18 @@ fn eight_bit_body_travels_as_seven_bit_to_a_server_without_8bitmime() {
         .expect("MAIL");
     assert!(!mail.contains("BODY=8BITMIME"), "{mail}");
 }
+
+#[test]
+fn bad_command_line_is_exit_64_with_a_json_report() {
+    let home = Home::new();
+    let out = home
+        .client()
+        .mail()
+        .args(["--json", "--tls", "sometimes"])
+        .run();
+    out.code(64);
+    let json = out.json_error("usage");
+    let message = json["error"]["message"].as_str().expect("message");
+    assert!(message.contains("sometimes"), "{message}");
+    assert!(!home.work().join("outbox").exists());
+}

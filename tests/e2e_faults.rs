@@ -1328,7 +1328,12 @@ fn auth_auto_over_tls_prefers_plain_with_an_initial_response() {
         .run();
     out.code(0).no_secret_in_output();
     assert!(
-        out.stderr.contains("AUTH PLAIN <redacted>"),
+        out.stderr.contains("C: AUTH PLAIN <redacted>"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr.contains("\n* TLS established: TLSv1.3"),
         "{}",
         out.describe()
     );
@@ -2580,4 +2585,34 @@ fn bad_command_line_is_exit_64_with_a_json_report() {
     let message = json["error"]["message"].as_str().expect("message");
     assert!(message.contains("sometimes"), "{message}");
     assert!(!home.work().join("outbox").exists());
+}
+
+#[test]
+fn quiet_prints_nothing_on_success_and_only_the_error_on_failure() {
+    let home = Home::new();
+    let server = GoodServer::new().start();
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none", "-q"])
+        .run();
+    out.code(0);
+    assert_eq!(out.stderr, "", "{}", out.describe());
+    assert_eq!(out.stdout, "", "{}", out.describe());
+    finish(server).only().assert_ok();
+
+    let server = GoodServer::new()
+        .fault(Stage::Mail(0), Fault::Reply(PERMANENT_5XX.into()))
+        .start();
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none", "-q"])
+        .run();
+    out.code(69);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.describe());
+    out.error_says(&["MAIL FROM", "554"]);
+    finish(server);
 }

@@ -296,6 +296,9 @@ impl Connection {
         let in_flight = self.session.data_in_flight();
         let n = match self.stream().read(&mut buf) {
             Ok(n) => n,
+            // A TLS peer that closes without close_notify: SMTP replies delimit themselves, so
+            // the session, not rustls, judges whether anything was cut short (RFC 8446 §6.1).
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
             Err(e) => {
                 return Err(Error::network(
                     TransportError::from_io(&stage, e),
@@ -415,19 +418,24 @@ impl Connection {
             eight_bit: msg.needs_8bitmime(),
             more,
         })?;
-        if let Err(e) = self.pump(Some(msg)) {
-            // Once the message's own result is in, a later failure (a malformed reply to the
-            // pipelined QUIT, a drop after it) concerns the connection, not this message.
-            if self.finished.is_none() {
-                return Err(e);
+        let pumped = self.pump(Some(msg));
+        // With PIPELINING, QUIT follows the end of the data in the same flight, and its reply
+        // can fail the session right after the message's own reply was read. The message's
+        // fate is known then (RFC 5321 §4.1.1.10: QUIT does not undo it), so keep the result.
+        while let Some(event) = self.session.poll_event() {
+            if let Event::Message(report) = event {
+                self.finished = Some(report);
             }
-            log(self.verbose, &format!("* after the message: {e}"));
         }
-        let report = self.finished.take().ok_or_else(|| {
-            Error::from(smtp::SmtpError::Misuse(
-                "the session ended without a message result",
-            ))
-        })?;
+        let report = match (self.finished.take(), pumped) {
+            (Some(report), _) => report,
+            (None, Err(e)) => return Err(e),
+            (None, Ok(())) => {
+                return Err(Error::from(smtp::SmtpError::Misuse(
+                    "the session ended without a message result",
+                )))
+            }
+        };
         let mut d = delivery(self.info(), size, report)?;
         d.message_id = msg.message_id().map(str::to_owned);
         Ok(d)

@@ -98,8 +98,9 @@ pub enum Error {
         source: TransportError,
         maybe_delivered: bool,
     },
-    /// The transaction failed; the recipients refused on the way are kept for the report.
-    #[error("{source}")]
+    /// The transaction failed; the recipients refused on the way are kept for the report and
+    /// named in the message, since "no recipient was accepted" alone says neither who nor why.
+    #[error("{source}{}", refusals(source, rejected))]
     Delivery {
         source: SmtpError,
         rejected: Vec<Rejected>,
@@ -112,6 +113,28 @@ pub enum Error {
         /// Every refusal was a 4xx: those recipients may be tried later.
         transient: bool,
     },
+}
+
+/// `; RCPT TO:<a@x> refused: 550 5.1.1 User unknown` for each refused recipient, when those
+/// refusals are why the transaction failed (after a refused MAIL they are only its echo).
+fn refusals(source: &SmtpError, rejected: &[Rejected]) -> String {
+    if !matches!(source, SmtpError::NoRecipientAccepted { .. }) {
+        return String::new();
+    }
+    rejected
+        .iter()
+        .map(|r| {
+            let enhanced = r
+                .enhanced
+                .as_deref()
+                .map(|e| format!(" {e}"))
+                .unwrap_or_default();
+            format!(
+                "; RCPT TO:<{}> refused: {}{enhanced} {}",
+                r.address, r.code, r.text
+            )
+        })
+        .collect()
 }
 
 impl From<MessageError> for Error {
@@ -204,5 +227,42 @@ fn smtp_class(e: &SmtpError) -> Class {
             smtp::ErrorClass::Config => Class::Config,
             smtp::ErrorClass::Data => Class::Data,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_error_names_each_refused_recipient() {
+        let e = Error::Delivery {
+            source: SmtpError::NoRecipientAccepted { transient: false },
+            rejected: vec![
+                Rejected {
+                    address: "a@x.test".into(),
+                    code: 550,
+                    enhanced: Some("5.1.1".into()),
+                    text: "User unknown".into(),
+                },
+                Rejected {
+                    address: "b@x.test".into(),
+                    code: 553,
+                    enhanced: None,
+                    text: "Bad address".into(),
+                },
+            ],
+        };
+        assert_eq!(
+            e.to_string(),
+            "no recipient was accepted; RCPT TO:<a@x.test> refused: 550 5.1.1 User unknown; \
+             RCPT TO:<b@x.test> refused: 553 Bad address"
+        );
+        assert_eq!(e.exit_code(), 69);
+        let after_mail = Error::Delivery {
+            source: SmtpError::Misuse("x"),
+            rejected: vec![Rejected::default()],
+        };
+        assert_eq!(after_mail.to_string(), "SMTP session used out of order: x");
     }
 }

@@ -250,7 +250,12 @@ fn send_batch(
             }
             Err(e) => {
                 ctx.ui.warn(&format!("{}: {e}", job.label));
+                let rejected = match &e {
+                    Error::Delivery { rejected, .. } => rejected.clone(),
+                    _ => Vec::new(),
+                };
                 Report {
+                    rejected,
                     error: Some(error_report(&e)),
                     ..base
                 }

@@ -57,6 +57,9 @@ pub fn main() -> i32 {
                 _ => Class::Usage.exit_code(),
             };
             let _ = e.print();
+            if code != 0 {
+                usage_json(&e.to_string(), code);
+            }
             return code;
         }
     };
@@ -89,6 +92,28 @@ pub fn main() -> i32 {
         println!("{}", report.to_json());
     }
     code
+}
+
+/// cli.md: with `--json`, stdout is one JSON object, also when the command line itself is
+/// wrong (kind "usage"); clap has not parsed `--json` then, so the raw arguments are looked at.
+fn usage_json(message: &str, code: i32) {
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if !json {
+        return;
+    }
+    let first = message.lines().next().unwrap_or_default();
+    let report = Report {
+        error: Some(ErrorReport {
+            kind: Class::Usage.kind(),
+            message: first.strip_prefix("error: ").unwrap_or(first).to_owned(),
+            exit_code: code,
+        }),
+        ..Report::default()
+    };
+    println!("{}", report.to_json());
 }
 
 pub fn error_report(e: &Error) -> ErrorReport {
@@ -415,6 +440,9 @@ pub fn deliver_one(
             if let Some(info) = partial {
                 report.tls = info.tls;
                 report.auth = info.auth;
+            }
+            if let Error::Delivery { rejected, .. } = &e {
+                report.rejected = rejected.clone();
             }
             eprintln!("quizmail: error: {e}");
             report.error = Some(error_report(&e));

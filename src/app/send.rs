@@ -5,7 +5,7 @@ use std::path::Path;
 use super::{addresses, alignment, deliver_one, random16, sender, with_flag, Content, Ctx};
 use crate::client::Envelope;
 use crate::error::Error;
-use crate::message::{parse_header_arg, Attachment, Compose, Mailbox, Prepared};
+use crate::message::{parse_header_arg, Attachment, Compose, Mailbox, Outgoing, Prepared};
 use crate::report::Report;
 
 /// Reads a file, or standard input for `-`; an empty standard input is an input error (66).
@@ -52,7 +52,7 @@ pub fn send(ctx: &Ctx) -> Result<(Report, i32), Error> {
         }
         dedup(&mut recipients);
         // MAIL FROM defaults to the message's own From, which keeps SPF aligned with it.
-        let header_from = prepared_from(&prepared);
+        let header_from = header_from(&prepared);
         let from = match (&cli.envelope_from, &header_from) {
             (Some(e), _) => Mailbox::parse(e).map_err(|e| with_flag("--envelope-from", e))?,
             (None, Some(f)) => f.clone(),
@@ -104,6 +104,17 @@ pub fn send(ctx: &Ctx) -> Result<(Report, i32), Error> {
     )
 }
 
+/// The first address of a prepared message's From field: the default MAIL FROM of cli.md
+/// ("default: the From address"), which keeps SPF aligned with the From that is sent.
+fn header_from(prepared: &Prepared) -> Option<Mailbox> {
+    let field = prepared
+        .headers()
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case("from"))?;
+    let unfolded = field.value.replace("\r\n", "").replace('\t', " ");
+    Mailbox::parse_list(&unfolded).ok()?.into_iter().next()
+}
+
 /// The envelope of a composed message: every To, Cc and Bcc once; MAIL FROM from
 /// `--envelope-from` or the From address (which keeps SPF aligned).
 pub fn envelope_for(ctx: &Ctx, compose: &Compose) -> Result<Envelope, Error> {
@@ -122,19 +133,26 @@ pub fn envelope_for(ctx: &Ctx, compose: &Compose) -> Result<Envelope, Error> {
     Ok(Envelope { from, recipients })
 }
 
-/// The first address of a prepared message's From field, unfolded (RFC 5322 §2.2.3).
-fn prepared_from(prepared: &Prepared) -> Option<Mailbox> {
-    use crate::message::Outgoing;
-    let field = prepared
-        .headers()
-        .iter()
-        .find(|f| f.name.eq_ignore_ascii_case("from"))?;
-    let value = field.value.replace("\r\n", "");
-    Mailbox::parse_list(value.trim()).ok()?.into_iter().next()
-}
-
 /// Removes repeated addresses (case-insensitive domain), keeping the first.
 fn dedup(list: &mut Vec<Mailbox>) {
     let mut seen = std::collections::HashSet::new();
     list.retain(|m| seen.insert((m.local.clone(), m.domain.to_lowercase())));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prepared_message_is_sent_from_its_from_field() {
+        let raw = b"From: \"Ada L.\" <ada@example.com>,\r\n bob@example.com\r\nTo: c@example.com\r\n\r\nhi\r\n";
+        let prepared = Prepared::parse(raw, false).unwrap();
+        let from = header_from(&prepared).unwrap();
+        assert_eq!(
+            (from.local.as_str(), from.domain.as_str()),
+            ("ada", "example.com")
+        );
+        let no_from = Prepared::parse(b"To: c@example.com\r\n\r\nhi\r\n", false).unwrap();
+        assert!(header_from(&no_from).is_none());
+    }
 }

@@ -149,7 +149,7 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// Where the password will come from; read only when the server asks for AUTH.
+/// Where the password will come from; read once per run, before connecting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PasswordSource {
     Env,
@@ -341,8 +341,9 @@ pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], ConfigError> {
     crate::transport::parse_fingerprint(s).map_err(|e| ConfigError::Fingerprint(e.to_string()))
 }
 
-/// Reads the password from its source. Called only when AUTH is about to happen, so a run
-/// against a server that needs no login never runs a password command or prompts.
+/// Reads the password from its source. Called once, before the first connection, when `--user`
+/// is set: a prompt then never races the server's timeout, a retry never asks again, and a
+/// password that cannot be had stops the run before anything is sent.
 pub fn read_password(source: &PasswordSource, user: &str) -> Result<String, ConfigError> {
     let pw = match source {
         PasswordSource::Env => {

@@ -959,6 +959,10 @@ impl Session {
                 if let Some(r) = txn.recipients.get_mut(i) {
                     r.status = if accepted {
                         RecipientStatus::Accepted(reply)
+                    } else if txn.mail_failure.is_some() {
+                        // A pipelined RCPT after a refused MAIL gets "503 bad sequence": that
+                        // says nothing about the recipient, so it was not really tried.
+                        RecipientStatus::NotTried
                     } else {
                         RecipientStatus::Rejected(reply)
                     };
@@ -1672,6 +1676,12 @@ mod tests {
             }) => assert_eq!(reply.code, 553),
             other => panic!("{other:?}"),
         }
+        // The 503 to the pipelined RCPT is about the refused MAIL, not about the recipient.
+        assert!(matches!(
+            d.reports[0].recipients[0].status,
+            RecipientStatus::NotTried
+        ));
+        assert_eq!(d.reports[0].rejected().count(), 0);
     }
 
     #[test]

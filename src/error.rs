@@ -93,7 +93,7 @@ pub enum Error {
     #[error(transparent)]
     Smtp(#[from] SmtpError),
     /// A network failure; `maybe_delivered` when the end of the data had been sent.
-    #[error("{source}{}", if *maybe_delivered { " (the message may have been delivered: not sent again)" } else { "" })]
+    #[error("{source}{}", if *maybe_delivered { " (the message may have been delivered, so it is not sent again)" } else { "" })]
     Transport {
         source: TransportError,
         maybe_delivered: bool,

@@ -59,7 +59,7 @@ pub enum SmtpError {
     StartTlsInjection { buffered: usize },
     #[error("server closing the connection during {stage}: {reply}")]
     ServiceClosing { stage: Stage, reply: Reply },
-    #[error("connection closed during {stage}{}", if *.maybe_delivered { " (the message may have been delivered: do not resend)" } else { "" })]
+    #[error("connection closed during {stage}{}", if *.maybe_delivered { " (the message may have been delivered, so it is not sent again)" } else { "" })]
     Closed { stage: Stage, maybe_delivered: bool },
     #[error("{stage} refused: {reply}")]
     Rejected { stage: Stage, reply: Reply },
@@ -175,7 +175,7 @@ mod tests {
         assert_eq!(closed.class(), ErrorClass::Temporary);
         assert_eq!(
             closed.to_string(),
-            "connection closed during end of data (the message may have been delivered: do not resend)"
+            "connection closed during end of data (the message may have been delivered, so it is not sent again)"
         );
         assert_eq!(SmtpError::StartTlsNotOffered.class(), ErrorClass::Config);
         assert_eq!(SmtpError::NeedsSmtpUtf8.class(), ErrorClass::Data);

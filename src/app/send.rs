@@ -51,9 +51,12 @@ pub fn send(ctx: &Ctx) -> Result<(Report, i32), Error> {
             recipients.extend(prepared.recipients().iter().cloned());
         }
         dedup(&mut recipients);
-        let from = match &cli.envelope_from {
-            Some(e) => Mailbox::parse(e).map_err(|e| with_flag("--envelope-from", e))?,
-            None => sender(cli, &ctx.settings)?,
+        // MAIL FROM defaults to the From address (cli.md), here the message's own; an
+        // explicit --from (flag, SMTP_FROM or config) still wins, then --user.
+        let from = match (&cli.envelope_from, &ctx.settings.from, prepared.author()) {
+            (Some(e), _, _) => Mailbox::parse(e).map_err(|e| with_flag("--envelope-from", e))?,
+            (None, None, Some(author)) => author,
+            _ => sender(cli, &ctx.settings)?,
         };
         let envelope = Envelope { from, recipients };
         return deliver_one(ctx, &Content::Prepared(Box::new(prepared)), &envelope, None);

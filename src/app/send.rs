@@ -36,7 +36,7 @@ pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
     })
 }
 
-pub fn send(ctx: &Ctx) -> Result<(Report, i32), Error> {
+pub fn send(ctx: &mut Ctx) -> Result<(Report, i32), Error> {
     let cli = ctx.cli;
     let to = addresses("--target-email", &cli.to)?;
     let cc = addresses("--cc", &cli.cc)?;
@@ -58,6 +58,12 @@ pub fn send(ctx: &Ctx) -> Result<(Report, i32), Error> {
             (None, None, Some(author)) => author,
             _ => sender(cli, &ctx.settings)?,
         };
+        // The DKIM domain defaults to the From domain (cli.md), here the message's own.
+        if ctx.settings.dkim_domain.is_none() && ctx.settings.from.is_none() {
+            if let (Some(signer), Some(author)) = (ctx.signer.as_mut(), prepared.author()) {
+                signer.set_domain(&author.domain)?;
+            }
+        }
         let envelope = Envelope { from, recipients };
         return deliver_one(ctx, &Content::Prepared(Box::new(prepared)), &envelope, None);
     }

@@ -894,3 +894,65 @@ fn aiosmtpd_dkim_rsa_and_ed25519_verify_with_dkimpy() {
 fn postfix_dkim_rsa_and_ed25519_verify_with_dkimpy() {
     dkim_end_to_end(Server::Postfix, "ct-pf-dkim");
 }
+
+/// `--message FILE` with a DKIM key and no `--from`: `d=` and MAIL FROM default to the
+/// message's own From domain (cli.md), not to `--user`'s, and dkimpy verifies the stored copy
+/// against that domain's record.
+#[test]
+#[ignore = "needs real servers and dkimpy: run scripts/test-all"]
+fn aiosmtpd_dkim_message_file_signs_for_its_own_from_domain() {
+    let author = "ada@other.test";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = openssl_key(dir.path(), "ed.pem", &["-algorithm", "ed25519"]);
+    let selector = format!("s{}", unique("m").replace('-', ""));
+    let run = quizmail(&strings(&[
+        "--dkim-key",
+        &path_arg(&key),
+        "--dkim-selector",
+        &selector,
+        "--from",
+        author,
+        "--dkim-dns-record",
+    ]));
+    assert_eq!(run.code, 0, "{}", run.describe());
+    let line = run.stdout.trim().to_string();
+    let (qname, rest) = line.split_once(" IN TXT ").expect("a TXT record");
+    let record: String = rest.split('"').skip(1).step_by(2).collect();
+    assert_eq!(qname, format!("{selector}._domainkey.other.test."));
+
+    let rcpt = format!("{}@example.test", unique("ct-dkim-msg"));
+    // An ASCII header (RFC 2047 subject): aiosmtpd offers no SMTPUTF8.
+    let subject = format!(
+        "=?UTF-8?B?{}?=",
+        base64::engine::general_purpose::STANDARD.encode(SUBJECT)
+    );
+    let message = format!(
+        "From: Ada <{author}>\nTo: {rcpt}\nSubject: {subject}\nMIME-Version: 1.0\n\
+         Content-Type: text/plain; charset=us-ascii\n\n.leading dot\nsigned as other.test\n"
+    );
+    let path = dir.path().join("prepared.eml");
+    std::fs::write(&path, message.as_bytes()).expect("write message");
+    let mut args = Server::Aiosmtpd.args();
+    args.extend(strings(&[
+        "--message",
+        &path_arg(&path),
+        "-t",
+        "--dkim-key",
+        &path_arg(&key),
+        "--dkim-selector",
+        &selector,
+    ]));
+    let report = quizmail(&args).assert_ok();
+    assert_eq!(report["envelope_from"], author);
+    let raw = Server::Aiosmtpd.fetch(&rcpt);
+    let shown = String::from_utf8_lossy(&raw).into_owned();
+    assert!(shown.contains("d=other.test;"), "{shown}");
+    let msg = MessageParser::default().parse(&raw).expect("parses");
+    assert_eq!(msg.subject(), Some(SUBJECT));
+    let cases = vec![
+        ("as stored".to_string(), raw.clone()),
+        ("body changed".to_string(), tampered(&raw)),
+    ];
+    let (results, log) = verify(&cases, qname, &record);
+    assert_eq!(results, [true, false], "{log}\n--- stored copy\n{shown}");
+}

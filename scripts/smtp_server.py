@@ -14,7 +14,9 @@ AUTH mechanisms (RFC 4954): PLAIN (RFC 4616) and LOGIN are aiosmtpd's built-ins;
 Every accepted message is stored in --store as <n>.eml (the DATA content exactly as received,
 after dot-unstuffing, RFC 5321 4.5.2) and <n>.json (envelope, options, authenticated user and
 mechanism, EHLO name). <n>.json is written last, atomically: its presence means the message is
-complete. Every AUTH command is appended to <store>/auth.jsonl (mechanism, EHLO name, outcome;
+complete. "connection" in <n>.json numbers the TCP connection the message came on (1, 2, ...
+in the order the server accepted them; STARTTLS does not start a new one), so a test can count
+connections. Every AUTH command is appended to <store>/auth.jsonl (mechanism, EHLO name, outcome;
 never credentials), so a test can prove that no AUTH was attempted.
 
 When listening, the server writes {"port": N, "pid": P} atomically to --ready-file.
@@ -49,8 +51,13 @@ class Store:
         self.directory = directory
         os.makedirs(directory, exist_ok=True)
         self.count = 0
+        self.connections = 0
 
-    def save(self, envelope, session, tls_version):
+    def next_connection(self):
+        self.connections += 1
+        return self.connections
+
+    def save(self, envelope, session, tls_version, connection):
         self.count += 1
         n = self.count
         write_atomic(os.path.join(self.directory, f"{n}.eml"), envelope.original_content)
@@ -62,6 +69,7 @@ class Store:
             "auth_user": _text(getattr(session, "login_data", None)),
             "auth_mechanism": getattr(session, "quiz_auth_mechanism", None),
             "ehlo": session.host_name,
+            "connection": connection,
             "tls_version": tls_version,
             "size": len(envelope.original_content),
         }
@@ -111,7 +119,7 @@ class Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        n = self.store.save(envelope, session, _tls_version(server))
+        n = self.store.save(envelope, session, _tls_version(server), server.quiz_connection)
         return f"250 2.0.0 Ok: queued as Q{n:08d}"
 
     @auth_mechanism("CRAM-MD5")
@@ -144,6 +152,9 @@ class RecordingSMTP(SMTP):
     def __init__(self, *args, store, **kwargs):
         super().__init__(*args, **kwargs)
         self.quiz_store = store
+        # One protocol instance per TCP connection (the factory runs once per accept); the
+        # session object, by contrast, is replaced after STARTTLS (RFC 3207 section 4.2).
+        self.quiz_connection = store.next_connection()
 
     @syntax("AUTH <mechanism>")
     async def smtp_AUTH(self, arg):

@@ -174,6 +174,13 @@ impl Signer {
         &self.domain
     }
 
+    /// Signs for `domain` from now on (validated, U-labels become A-labels): a prepared
+    /// message's From domain, the default `d=`, is known only once the message is read.
+    pub fn set_domain(&mut self, domain: &str) -> Result<(), DkimError> {
+        self.domain = validate_domain(domain)?;
+        Ok(())
+    }
+
     /// Signs a message and returns the VALUE of the `DKIM-Signature` field (without the name,
     /// colon or final CRLF), folded so that `DKIM-Signature: VALUE` keeps lines ≤ 78 octets.
     /// Write it as `DKIM-Signature: {value}\r\n` before the other header fields.
@@ -714,6 +721,24 @@ mod tests {
             let e = validate_domain(bad).unwrap_err();
             assert_eq!(e.class(), ErrorClass::Config, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn set_domain_validates_and_uses_a_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("ed.pem");
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\n\
+             MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n\
+             -----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let mut signer = Signer::load(&key, "sel", "example.com", true).unwrap();
+        signer.set_domain("Bücher.example").unwrap();
+        assert_eq!(signer.domain(), "xn--bcher-kva.example");
+        assert!(signer.set_domain("a..b").is_err());
+        assert_eq!(signer.domain(), "xn--bcher-kva.example");
     }
 
     #[test]

@@ -149,7 +149,7 @@ fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), E
         ));
     }
     let signer = load_signer(cli, &settings)?;
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         cli,
         ui,
         settings,
@@ -170,7 +170,7 @@ fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), E
         return grade::grade(&ctx);
     }
     if cli.is_send_mode() {
-        return send::send(&ctx);
+        return send::send(&mut ctx);
     }
     quiz_mode::quiz(&ctx)
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use super::{addresses, alignment, deliver_one, random16, sender, with_flag, Content, Ctx};
 use crate::client::Envelope;
 use crate::error::Error;
-use crate::message::{parse_header_arg, Attachment, Compose, Mailbox, Outgoing, Prepared};
+use crate::message::{parse_header_arg, Attachment, Compose, Mailbox, Prepared};
 use crate::report::Report;
 
 /// Reads a file, or standard input for `-`; an empty standard input is an input error (66).
@@ -36,7 +36,7 @@ pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
     })
 }
 
-pub fn send(ctx: &Ctx) -> Result<(Report, i32), Error> {
+pub fn send(ctx: &mut Ctx) -> Result<(Report, i32), Error> {
     let cli = ctx.cli;
     let to = addresses("--target-email", &cli.to)?;
     let cc = addresses("--cc", &cli.cc)?;
@@ -51,15 +51,21 @@ pub fn send(ctx: &Ctx) -> Result<(Report, i32), Error> {
             recipients.extend(prepared.recipients().iter().cloned());
         }
         dedup(&mut recipients);
-        // MAIL FROM defaults to the message's own From, which keeps SPF aligned with it.
-        let header_from = header_from(&prepared);
-        let from = match (&cli.envelope_from, &header_from) {
+        // MAIL FROM and the DKIM domain default to the From address (cli.md): for a prepared
+        // message that is its own author, since --from cannot change the header it carries.
+        let author = prepared.author();
+        let from = match (&cli.envelope_from, &author) {
             (Some(e), _) => Mailbox::parse(e).map_err(|e| with_flag("--envelope-from", e))?,
-            (None, Some(f)) => f.clone(),
+            (None, Some(a)) => a.clone(),
             (None, None) => sender(cli, &ctx.settings)?,
         };
-        if let Some(f) = &header_from {
-            alignment(ctx, f, &from);
+        if let Some(a) = &author {
+            if ctx.settings.dkim_domain.is_none() {
+                if let Some(signer) = ctx.signer.as_mut() {
+                    signer.set_domain(&a.domain)?;
+                }
+            }
+            alignment(ctx, a, &from);
         }
         let envelope = Envelope { from, recipients };
         return deliver_one(
@@ -104,17 +110,6 @@ pub fn send(ctx: &Ctx) -> Result<(Report, i32), Error> {
     )
 }
 
-/// The first address of a prepared message's From field: the default MAIL FROM of cli.md
-/// ("default: the From address"), which keeps SPF aligned with the From that is sent.
-fn header_from(prepared: &Prepared) -> Option<Mailbox> {
-    let field = prepared
-        .headers()
-        .iter()
-        .find(|f| f.name.eq_ignore_ascii_case("from"))?;
-    let unfolded = field.value.replace("\r\n", "").replace('\t', " ");
-    Mailbox::parse_list(&unfolded).ok()?.into_iter().next()
-}
-
 /// The envelope of a composed message: every To, Cc and Bcc once; MAIL FROM from
 /// `--envelope-from` or the From address (which keeps SPF aligned).
 pub fn envelope_for(ctx: &Ctx, compose: &Compose) -> Result<Envelope, Error> {
@@ -137,22 +132,4 @@ pub fn envelope_for(ctx: &Ctx, compose: &Compose) -> Result<Envelope, Error> {
 fn dedup(list: &mut Vec<Mailbox>) {
     let mut seen = std::collections::HashSet::new();
     list.retain(|m| seen.insert((m.local.clone(), m.domain.to_lowercase())));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_prepared_message_is_sent_from_its_from_field() {
-        let raw = b"From: \"Ada L.\" <ada@example.com>,\r\n bob@example.com\r\nTo: c@example.com\r\n\r\nhi\r\n";
-        let prepared = Prepared::parse(raw, false).unwrap();
-        let from = header_from(&prepared).unwrap();
-        assert_eq!(
-            (from.local.as_str(), from.domain.as_str()),
-            ("ada", "example.com")
-        );
-        let no_from = Prepared::parse(b"To: c@example.com\r\n\r\nhi\r\n", false).unwrap();
-        assert!(header_from(&no_from).is_none());
-    }
 }

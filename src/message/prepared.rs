@@ -105,6 +105,19 @@ impl Prepared {
     pub fn recipients(&self) -> &[Mailbox] {
         &self.recipients
     }
+
+    /// Who the message says it is from: the Sender mailbox when present, else the first From
+    /// mailbox (RFC 5322 §3.6.2). The default MAIL FROM, so SPF and DMARC stay aligned.
+    pub fn author(&self) -> Option<Mailbox> {
+        ["sender", "from"].iter().find_map(|name| {
+            let field = self
+                .headers
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(name))?;
+            let unfolded = field.value.replace("\r\n", "").replace('\t', " ");
+            Mailbox::parse_list(&unfolded).ok()?.into_iter().next()
+        })
+    }
 }
 
 fn bad(line: usize, reason: &str) -> MessageError {
@@ -201,6 +214,21 @@ mod tests {
         p.write_to(&mut out).unwrap();
         assert_eq!(out.len() as u64, p.size().unwrap());
         out
+    }
+
+    #[test]
+    fn author_is_sender_else_first_from() {
+        let p = Prepared::parse(
+            b"From: Ada <ada@x.test>, b@y.test\nTo: c@z.test\n\nhi\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(p.author().unwrap().addr_spec_unicode(), "ada@x.test");
+        let raw = b"From: a@x.test,\n b@y.test\nSender: Desk <desk@x.test>\n\nhi\n";
+        let p = Prepared::parse(raw, false).unwrap();
+        assert_eq!(p.author().unwrap().addr_spec_unicode(), "desk@x.test");
+        let p = Prepared::parse(b"Subject: no author\n\nhi\n", false).unwrap();
+        assert!(p.author().is_none());
     }
 
     #[test]

@@ -267,6 +267,8 @@ mod tests {
             "a\x1b[31m",
             "a\x7f",
             "a\tb",
+            "a\u{85}Bcc: x",
+            "a\u{9b}31m",
         ] {
             assert!(check_text("Subject", bad).is_err(), "{bad:?}");
         }

@@ -129,6 +129,11 @@ fn header_line(
                 "the first line is a continuation (starts with white space)",
             )
         })?;
+        if text.trim_matches([' ', '\t']).is_empty() {
+            // Obsolete syntax (RFC 5322 §4.2, never to be generated), and some readers take a
+            // blank-looking line for the end of the header section.
+            return Err(bad(line_no, "the header line holds only white space"));
+        }
         field.value.push_str("\r\n");
         field.value.push_str(text);
         return Ok(());

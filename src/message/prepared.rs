@@ -251,6 +251,12 @@ mod tests {
             (b"From: a@x.test\r\nnot a header\r\n\r\n", 2),
             (b"From a@x.test Sat Jan 1\r\nFrom: a@x.test\r\n\r\n", 1),
             (b"\r\nbody only\r\n", 1),
+            // Found by fuzz/fuzz_targets/prepared_message.rs: white space only.
+            (b"From: C\r\n \r\n\r\nbody\r\n", 2),
+            (
+                b"From: a@x.test\r\nSubject: hi\r\n\t \r\n more\r\n\r\nx\r\n",
+                3,
+            ),
         ];
         for (raw, line) in cases {
             match Prepared::parse(raw, false) {

@@ -122,6 +122,10 @@ fn header_line(
 ) -> Result<(), MessageError> {
     let text = std::str::from_utf8(line)
         .map_err(|_| bad(line_no, "the header line is neither ASCII nor UTF-8"))?;
+    // Before the continuation branch: a folded line is as much a part of the field.
+    if text.chars().any(|c| c.is_ascii_control() && c != '\t') {
+        return Err(bad(line_no, "the header line contains a control character"));
+    }
     if text.starts_with([' ', '\t']) {
         let field = fields.last_mut().ok_or_else(|| {
             bad(
@@ -149,9 +153,6 @@ fn header_line(
             line_no,
             "the field name is not printable ASCII without spaces",
         ));
-    }
-    if text.chars().any(|c| c.is_ascii_control() && c != '\t') {
-        return Err(bad(line_no, "the header line contains a control character"));
     }
     fields.push(HeaderField {
         name: name.to_string(),
@@ -255,6 +256,11 @@ mod tests {
             (b"From: C\r\n \r\n\r\nbody\r\n", 2),
             (
                 b"From: a@x.test\r\nSubject: hi\r\n\t \r\n more\r\n\r\nx\r\n",
+                3,
+            ),
+            // A control character is refused on a continuation line as on the first line.
+            (
+                b"From: a@x.test\r\nSubject: hi\r\n \x1b[31mred\r\n\r\nx\r\n",
                 3,
             ),
         ];

@@ -3,6 +3,10 @@
 //! long as `size()` says (the SIZE parameter of MAIL FROM, RFC 1870, and BDAT chunk lengths,
 //! RFC 3030, depend on it) and pass the strict lint for what it declares it needs (SMTPUTF8,
 //! 8BITMIME): CRLF only, lines of at most 998 octets, well-formed header fields, no Bcc.
+//!
+//! The lint's RFC 2047 §2 limits on encoded words (75 characters, lines of 76) bind whoever
+//! encodes the words; `--message` is sent as the user wrote it (cli.md), so the header
+//! section is linted with `=?` defused to `=_`, which changes no length and no other rule.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -27,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
             smtputf8: message.needs_smtputf8(),
             eight_bit_mime: message.needs_8bitmime(),
         };
-        if let Err(problem) = lint(&written, target) {
+        if let Err(problem) = lint(&defuse_encoded_words(&written), target) {
             panic!(
                 "accepted but fails lint: {problem}\n{:?}",
                 String::from_utf8_lossy(&written)
@@ -35,3 +39,18 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// `written` with every `=?` in the header section replaced by `=_`.
+fn defuse_encoded_words(written: &[u8]) -> Vec<u8> {
+    let end = written
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(written.len(), |i| i + 4);
+    let mut out = written.to_vec();
+    for i in 0..end.saturating_sub(1) {
+        if out[i] == b'=' && out[i + 1] == b'?' {
+            out[i + 1] = b'_';
+        }
+    }
+    out
+}

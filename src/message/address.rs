@@ -552,6 +552,10 @@ mod tests {
             "ada@example.com\0",
             "Ada\t<ada@example.com>",
             "ada@exam\x1bple.com",
+            // Found by fuzz/fuzz_targets/address.rs: a C1 control (U+0087) in the local part
+            // reached the To field and the envelope.
+            "$!<aele\u{87}c@mm>,",
+            "Ada\u{85}Lovelace <ada@example.com>",
         ] {
             assert!(Mailbox::parse(bad).is_err(), "{bad:?}");
             assert!(Mailbox::parse_list(bad).is_err(), "{bad:?}");

@@ -61,9 +61,11 @@ impl HeaderField {
     }
 }
 
-/// C0 controls and DEL: never allowed in anything a user puts into a header.
+/// C0 controls, DEL and the C1 controls U+0080..U+009F (RFC 5198 §2 keeps them out of
+/// network text; U+0085 NEL is a line break to Unicode-aware readers): never allowed in
+/// anything a user puts into a header. `smtp::command` refuses the same set in addresses.
 pub fn is_control(c: char) -> bool {
-    c.is_ascii_control()
+    c.is_control()
 }
 
 /// Refuses CR, LF and every other control character in a user-supplied header text: a CR or
@@ -265,6 +267,8 @@ mod tests {
             "a\x1b[31m",
             "a\x7f",
             "a\tb",
+            "a\u{85}Bcc: x",
+            "a\u{9b}31m",
         ] {
             assert!(check_text("Subject", bad).is_err(), "{bad:?}");
         }

@@ -135,6 +135,10 @@ fn header_line(
 ) -> Result<(), MessageError> {
     let text = std::str::from_utf8(line)
         .map_err(|_| bad(line_no, "the header line is neither ASCII nor UTF-8"))?;
+    // Before the continuation branch: a folded line is as much a part of the field.
+    if text.chars().any(|c| c.is_ascii_control() && c != '\t') {
+        return Err(bad(line_no, "the header line contains a control character"));
+    }
     if text.starts_with([' ', '\t']) {
         let field = fields.last_mut().ok_or_else(|| {
             bad(
@@ -142,6 +146,11 @@ fn header_line(
                 "the first line is a continuation (starts with white space)",
             )
         })?;
+        if text.trim_matches([' ', '\t']).is_empty() {
+            // Obsolete syntax (RFC 5322 §4.2, never to be generated), and some readers take a
+            // blank-looking line for the end of the header section.
+            return Err(bad(line_no, "the header line holds only white space"));
+        }
         field.value.push_str("\r\n");
         field.value.push_str(text);
         return Ok(());
@@ -157,9 +166,6 @@ fn header_line(
             line_no,
             "the field name is not printable ASCII without spaces",
         ));
-    }
-    if text.chars().any(|c| c.is_ascii_control() && c != '\t') {
-        return Err(bad(line_no, "the header line contains a control character"));
     }
     fields.push(HeaderField {
         name: name.to_string(),
@@ -274,6 +280,17 @@ mod tests {
             (b"From: a@x.test\r\nnot a header\r\n\r\n", 2),
             (b"From a@x.test Sat Jan 1\r\nFrom: a@x.test\r\n\r\n", 1),
             (b"\r\nbody only\r\n", 1),
+            // Found by fuzz/fuzz_targets/prepared_message.rs: white space only.
+            (b"From: C\r\n \r\n\r\nbody\r\n", 2),
+            (
+                b"From: a@x.test\r\nSubject: hi\r\n\t \r\n more\r\n\r\nx\r\n",
+                3,
+            ),
+            // A control character is refused on a continuation line as on the first line.
+            (
+                b"From: a@x.test\r\nSubject: hi\r\n \x1b[31mred\r\n\r\nx\r\n",
+                3,
+            ),
         ];
         for (raw, line) in cases {
             match Prepared::parse(raw, false) {

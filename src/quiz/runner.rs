@@ -159,7 +159,7 @@ fn ask_name(input: &mut dyn BufRead, out: &mut dyn Write) -> Result<String, Quiz
         out.flush().map_err(QuizError::Io)?;
         let line = read_line(input)
             .map_err(QuizError::Io)?
-            .ok_or(QuizError::NameEnded)?;
+            .ok_or_else(|| ended(out, QuizError::NameEnded))?;
         if let Some(name) = valid_name(&line) {
             return Ok(name);
         }
@@ -209,12 +209,15 @@ fn ask_one(
     loop {
         write!(out, "Your answer (a-{last}): ").map_err(QuizError::Io)?;
         out.flush().map_err(QuizError::Io)?;
-        let line = read_line(input)
-            .map_err(QuizError::Io)?
-            .ok_or(QuizError::InputEnded {
-                answered: index,
-                total,
-            })?;
+        let line = read_line(input).map_err(QuizError::Io)?.ok_or_else(|| {
+            ended(
+                out,
+                QuizError::InputEnded {
+                    answered: index,
+                    total,
+                },
+            )
+        })?;
         let trimmed = line.trim();
         let choice = single_letter(trimmed).filter(|&c| c < question.choices.len());
         match choice {
@@ -239,6 +242,14 @@ fn ask_one(
             }
         }
     }
+}
+
+/// Ends the open prompt line when input runs out, so the error printed next (on stderr, the
+/// same terminal) stands on its own line instead of after "Your answer (a-c): ". A failing
+/// write changes nothing: the input has ended either way.
+fn ended(out: &mut dyn Write, error: QuizError) -> QuizError {
+    let _ = writeln!(out);
+    error
 }
 
 /// The score line, then every wrong answer with the correct one and the explanation.
@@ -461,6 +472,7 @@ mod tests {
         assert_eq!(e.to_string(), "standard input ended after 2 of 3 answers");
         assert_eq!(e.class(), ErrorClass::Input);
         assert!(out.contains("3/3 Dot?"));
+        assert!(out.ends_with("Your answer (a-d): \n"), "{out:?}");
         let (result, _) = drive("", piped());
         assert!(matches!(
             result,
@@ -531,7 +543,8 @@ mod tests {
             "Mail\n3 questions; 60% needed to pass.\nYour name: Please type your name.\nYour name: "
         ));
 
-        let (result, _) = drive("", opts);
+        let (result, out) = drive("", opts);
+        assert!(out.ends_with("Your name: \n"), "{out:?}");
         let e = result.unwrap_err();
         assert!(matches!(e, QuizError::NameEnded));
         assert_eq!(e.class(), ErrorClass::Input);

@@ -2616,3 +2616,119 @@ fn quiet_prints_nothing_on_success_and_only_the_error_on_failure() {
     out.error_says(&["MAIL FROM", "554"]);
     finish(server);
 }
+
+// ---------------------------------------------------------------------------------------------
+// DKIM keys and sender alignment, checked before anything is sent
+
+/// An Ed25519 key from openssl, with the given file mode.
+fn dkim_key(home: &Home, mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = home.path().join(format!("dkim-{mode:o}.pem"));
+    let status = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&path)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is needed to make a test key");
+    assert!(status.success(), "openssl genpkey failed");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    path
+}
+
+/// Runs a send with `extra` flags against a live server; it must exit `code` with an error
+/// naming `says`, and the server must never have seen a connection.
+fn dkim_refused_before_connecting(extra: Vec<OsString>, code: i32, says: &[&str]) {
+    let home = Home::new();
+    let server = GoodServer::new().start();
+    let out = home
+        .client()
+        .server(server.port())
+        .args(["--tls", "none"])
+        .mail()
+        .args(extra)
+        .run();
+    out.code(code).error_says(says);
+    let transcript = finish(server);
+    assert!(
+        transcript.connections.is_empty(),
+        "the server saw a connection\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn dkim_key_readable_by_others_is_exit_78_before_connecting() {
+    let home = Home::new();
+    let key = dkim_key(&home, 0o644);
+    let mut extra = flags(&["--dkim-selector", "s1", "--dkim-key"]);
+    extra.push(key.into());
+    dkim_refused_before_connecting(extra, 78, &["chmod 600", "--dkim-key-insecure"]);
+}
+
+#[test]
+fn dkim_key_missing_is_exit_66_before_connecting() {
+    dkim_refused_before_connecting(
+        flags(&[
+            "--dkim-selector",
+            "s1",
+            "--dkim-key",
+            "/nonexistent/dkim.pem",
+        ]),
+        66,
+        &["/nonexistent/dkim.pem"],
+    );
+}
+
+#[test]
+fn dkim_key_that_is_not_a_key_is_exit_78_before_connecting() {
+    let home = Home::new();
+    let key = home.file(
+        "not-a-key.pem",
+        b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let mut extra = flags(&["--dkim-selector", "s1", "--dkim-key"]);
+    extra.push(key.into());
+    dkim_refused_before_connecting(extra, 78, &["not-a-key.pem"]);
+}
+
+#[test]
+fn misaligned_envelope_and_dkim_domains_are_warned_about() {
+    let home = Home::new();
+    let key = dkim_key(&home, 0o600);
+    let out = home
+        .client()
+        .args(["--dry-run", "--envelope-from", "bounces@mailer.test"])
+        .args([
+            "--dkim-selector",
+            "s1",
+            "--dkim-domain",
+            "other.test",
+            "--dkim-key",
+        ])
+        .arg(key)
+        .mail()
+        .run();
+    out.code(0);
+    assert!(
+        out.stderr.contains("SPF alignment will fail") && out.stderr.contains("--envelope-from"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr.contains("DKIM alignment will fail") && out.stderr.contains("--dkim-domain"),
+        "{}",
+        out.describe()
+    );
+    // Aligned identifiers (a subdomain of the From domain) give no warning.
+    let out = home
+        .client()
+        .args(["--dry-run", "--envelope-from", "bounces@mail.example.com"])
+        .mail()
+        .run();
+    out.code(0);
+    assert!(!out.stderr.contains("alignment"), "{}", out.describe());
+}

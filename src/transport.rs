@@ -34,9 +34,9 @@ pub use tls::{hex_lower, parse_fingerprint, server_name, TlsPolicy};
 
 /// Connects to `host:port`, trying every resolved address in order (IPv6 and IPv4, as the
 /// resolver orders them, RFC 6724), each with `timeout`; the error names the last failure.
-/// `host` may be a bracketed literal such as `[::1]`. Name resolution itself is the system
-/// resolver's and is not bounded by `timeout`. TCP_NODELAY is set: SMTP is a lock-step
-/// dialogue of short lines, and Nagle would delay each command waiting for an ACK.
+/// `host` may be a bracketed literal such as `[::1]`. Name resolution is bounded by `timeout`
+/// too ([`resolve`]). TCP_NODELAY is set: SMTP is a lock-step dialogue of short lines, and
+/// Nagle would delay each command waiting for an ACK.
 pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, TransportError> {
     let bare = host
         .strip_prefix('[')
@@ -47,14 +47,38 @@ pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Tr
     } else {
         format!("{bare}:{port}")
     };
-    let addrs: Vec<SocketAddr> = (bare, port)
-        .to_socket_addrs()
-        .map_err(|source| TransportError::Resolve {
-            target: target.clone(),
-            source,
-        })?
-        .collect();
+    let addrs = resolve(bare, port, timeout).map_err(|source| TransportError::Resolve {
+        target: target.clone(),
+        source,
+    })?;
     connect_any(target, &addrs, timeout)
+}
+
+/// The system resolver (getaddrinfo) has no deadline of its own, so it runs on a helper thread
+/// and is abandoned after `timeout`: a dead DNS server costs `--timeout`, not a hang. Address
+/// literals need no lookup and are answered at once.
+fn resolve(host: &str, port: u16, timeout: Duration) -> std::io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = host.to_owned();
+    std::thread::Builder::new()
+        .name("resolve".into())
+        .spawn(move || {
+            let result = (name.as_str(), port)
+                .to_socket_addrs()
+                .map(Iterator::collect::<Vec<_>>);
+            // The receiver may have given up already; nothing is left to tell then.
+            let _ = tx.send(result);
+        })?;
+    match rx.recv_timeout(timeout) {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer from the resolver within {}s", timeout.as_secs()),
+        )),
+    }
 }
 
 /// Tries `addrs` in order; the first that connects wins.
@@ -88,6 +112,19 @@ fn connect_any(
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    #[test]
+    fn resolve_answers_literals_at_once_and_names_through_the_resolver() {
+        let literal = resolve("::1", 587, Duration::from_millis(1)).unwrap();
+        assert_eq!(literal, vec!["[::1]:587".parse().unwrap()]);
+        // localhost comes from /etc/hosts: no network is touched.
+        let local = resolve("localhost", 25, Duration::from_secs(5)).unwrap();
+        assert!(
+            local.iter().all(|a| a.ip().is_loopback() && a.port() == 25),
+            "{local:?}"
+        );
+        assert!(!local.is_empty());
+    }
 
     #[test]
     fn connects_to_bracketed_and_bare_loopback() {

@@ -40,7 +40,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
     let quiz = quiz::load(quiz_path)?;
     let entries = quiz::load_roster(roster_path, &quiz)?;
     let teacher = addresses("--target-email", &cli.to)?;
-    let from = sender(cli, &ctx.settings)?;
+    let from = sender(&ctx.settings)?;
     let headers = extra_headers(cli)?;
     super::alignment(ctx, &from, &envelope_from(ctx, &from)?);
 

@@ -195,7 +195,7 @@ fn load_signer(cli: &Cli, settings: &Settings) -> Result<Option<Signer>, Error> 
     };
     let domain = match &settings.dkim_domain {
         Some(d) => d.clone(),
-        None => sender(cli, settings)?.domain.clone(),
+        None => sender(settings)?.domain.clone(),
     };
     Ok(Some(Signer::load(
         key,
@@ -207,7 +207,7 @@ fn load_signer(cli: &Cli, settings: &Settings) -> Result<Option<Signer>, Error> 
 
 /// The From mailbox: `--from`, SMTP_FROM or the config file; else `--user` when it is an
 /// address; else `$USER@host`, as sendmail and msmtp do.
-pub fn sender(cli: &Cli, settings: &Settings) -> Result<Mailbox, Error> {
+pub fn sender(settings: &Settings) -> Result<Mailbox, Error> {
     if let Some(from) = &settings.from {
         return Mailbox::parse(from).map_err(|e| with_flag("--from", e));
     }
@@ -216,7 +216,6 @@ pub fn sender(cli: &Cli, settings: &Settings) -> Result<Mailbox, Error> {
             return Ok(m);
         }
     }
-    let _ = cli;
     let user = std::env::var("USER")
         .ok()
         .filter(|u| {

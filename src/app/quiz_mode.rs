@@ -52,7 +52,7 @@ pub fn quiz(ctx: &Ctx) -> Result<(Report, i32), Error> {
     let to = addresses("--target-email", &cli.to)?;
     let cc = addresses("--cc", &cli.cc)?;
     let bcc = addresses("--bcc", &cli.bcc)?;
-    let from = sender(cli, &ctx.settings)?;
+    let from = sender(&ctx.settings)?;
 
     let interactive = io::stdin().is_terminal();
     let (mut out, out_tty): (Box<dyn Write>, bool) = if cli.json {

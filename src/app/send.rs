@@ -57,7 +57,7 @@ pub fn send(ctx: &mut Ctx) -> Result<(Report, i32), Error> {
         let from = match (&cli.envelope_from, &author) {
             (Some(e), _) => Mailbox::parse(e).map_err(|e| with_flag("--envelope-from", e))?,
             (None, Some(a)) => a.clone(),
-            (None, None) => sender(cli, &ctx.settings)?,
+            (None, None) => sender(&ctx.settings)?,
         };
         if let Some(a) = &author {
             if ctx.settings.dkim_domain.is_none() {
@@ -77,7 +77,7 @@ pub fn send(ctx: &mut Ctx) -> Result<(Report, i32), Error> {
         );
     }
 
-    let from = sender(cli, &ctx.settings)?;
+    let from = sender(&ctx.settings)?;
     let mut compose = Compose::new(from.clone(), ctx.now, random16());
     compose.to = to;
     compose.cc = cc;

@@ -9,16 +9,16 @@
 //! Only documented flags (`/work/shared/spec/cli.md`) are used; the binary runs with a cleared
 //! environment (no SMTP_* leaking in, no config file) and a hard wall-clock bound.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine as _;
 use serde_json::Value;
+
+mod real;
+use real::{quizmail_bin, run_bounded, unique, var, Run};
 
 const SENDER: &str = "sender@example.test";
 const REJECTED: &str = "nobody@example.test";
@@ -26,16 +26,6 @@ const REJECTED: &str = "nobody@example.test";
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 /// How long Postfix may take to deliver into the maildir after accepting.
 const DELIVERY_LIMIT: Duration = Duration::from_secs(30);
-
-fn var(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!(
-            "{name} is not set: the interop tests need the real servers that scripts/test-all \
-             starts; run scripts/test-all"
-        ),
-    }
-}
 
 fn port(name: &str) -> String {
     var(&format!("QUIZMAIL_IT_{name}_PORT"))
@@ -57,104 +47,16 @@ fn ca_file() -> String {
     var("QUIZMAIL_IT_CA_FILE")
 }
 
-/// A token unique to this test run and call, lower case so it works in an address.
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos();
-    format!(
-        "{tag}-{}-{}-{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{}", self.describe()))
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn assert_exit(&self, code: i32) {
-        assert_eq!(
-            self.code,
-            code,
-            "unexpected exit status\n{}",
-            self.describe()
-        );
-    }
-}
-
 /// Runs the binary with `args`, the password in SMTP_PASSWORD, nothing else from the
 /// environment, bounded by RUN_LIMIT.
 fn quizmail(args: &[String], password: Option<&str>) -> Run {
-    let home = std::env::temp_dir().join(unique("quizmail-it-home"));
-    std::fs::create_dir_all(&home).expect("temp home");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quizmail"));
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .current_dir(&home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(pw) = password {
-        cmd.env("SMTP_PASSWORD", pw);
-    }
-    let mut child = cmd.spawn().expect("spawn quizmail");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let err_t = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if start.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("quizmail {args:?} still running after {RUN_LIMIT:?}: killed");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = String::from_utf8_lossy(&out_t.join().expect("stdout reader")).into_owned();
-    let stderr = String::from_utf8_lossy(&err_t.join().expect("stderr reader")).into_owned();
-    let _ = std::fs::remove_dir_all(&home);
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout,
-        stderr,
-    }
+    let env: Vec<(&str, &str)> = password
+        .map(|pw| ("SMTP_PASSWORD", pw))
+        .into_iter()
+        .collect();
+    run_bounded(quizmail_bin(), args, &env, b"", RUN_LIMIT)
 }
 
-/// One send: what to ask for and how the message is recognised afterwards.
 struct Send {
     port: String,
     tls: &'static str,

@@ -8,16 +8,16 @@
 //! `cargo test` stays offline; a missing variable, openssl or dkimpy makes a test fail, never
 //! pass. The binary runs with a cleared environment and a hard wall-clock bound.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::Value;
+
+mod real;
+use real::{quizmail_bin, run_bounded, unique, var, Run};
 
 const SENDER: &str = "sender@example.test";
 /// Hard bound on one run of the binary or of dkimpy; `--timeout 10` should end it long before.
@@ -29,124 +29,22 @@ const SUBJECT: &str = "Résumé — 試験 ✓";
 const PDF_NAME: &str = "résumé-試験.pdf";
 const PNG_NAME: &str = "chart.png";
 
-fn var(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!(
-            "{name} is not set: the interop tests need the real servers that scripts/test-all \
-             starts; run scripts/test-all"
-        ),
-    }
-}
-
-/// A token unique to this test run and call, lower case so it works in an address.
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos();
-    format!(
-        "{tag}-{}-{}-{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn describe(&self) -> String {
-        format!(
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn assert_ok(&self) -> Value {
-        assert_eq!(self.code, 0, "unexpected exit status\n{}", self.describe());
-        let j: Value = serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
-            panic!("stdout is not one JSON object ({e}):\n{}", self.describe())
-        });
-        assert_eq!(j["sent"], true, "{}", self.describe());
-        j
-    }
-}
-
-/// Runs `program` with `args` and `stdin`, a cleared environment plus `env`, bounded by
-/// RUN_LIMIT; returns the exit status and the captured output.
-fn run_bounded(program: &Path, args: &[String], env: &[(&str, &str)], stdin: &[u8]) -> Run {
-    let home = tempfile::tempdir().expect("temp home");
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path().join(".config"))
-        .current_dir(home.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    let mut input = child.stdin.take().expect("stdin");
-    let data = stdin.to_vec();
-    let writer = thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let err_t = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if start.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{} {args:?} still running after {RUN_LIMIT:?}: killed",
-                program.display()
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    writer.join().expect("stdin writer");
-    let stdout = String::from_utf8_lossy(&out_t.join().expect("stdout reader")).into_owned();
-    let stderr = String::from_utf8_lossy(&err_t.join().expect("stderr reader")).into_owned();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout,
-        stderr,
-    }
+/// Exit 0, one JSON object on stdout, `"sent": true`; returns the report.
+fn assert_ok(run: &Run) -> Value {
+    assert_eq!(run.code, 0, "unexpected exit status\n{}", run.describe());
+    let j = run.json();
+    assert_eq!(j["sent"], true, "{}", run.describe());
+    j
 }
 
 fn quizmail(args: &[String]) -> Run {
     let pw = var("QUIZMAIL_IT_PASSWORD");
     run_bounded(
-        Path::new(env!("CARGO_BIN_EXE_quizmail")),
+        quizmail_bin(),
         args,
         &[("SMTP_PASSWORD", pw.as_str())],
         b"",
+        RUN_LIMIT,
     )
 }
 
@@ -498,7 +396,7 @@ fn rich_message(server: Server, tag: &str) {
         &path_arg(&f.pdf),
     ]));
     let run = quizmail(&args);
-    let report = run.assert_ok();
+    let report = assert_ok(&run);
     assert_eq!(
         report["accepted"],
         serde_json::json!([rcpt]),
@@ -591,7 +489,7 @@ fn tricky_body(server: Server, tag: &str) {
         "--body-file",
         &path_arg(&path),
     ]));
-    quizmail(&args).assert_ok();
+    assert_ok(&quizmail(&args));
     let raw = server.fetch(&rcpt);
     assert_wire_rules(&raw);
     let shown = String::from_utf8_lossy(&raw);
@@ -634,7 +532,7 @@ fn message_read_recipients(server: Server, tag: &str) {
     let mut args = server.args();
     args.extend(strings(&["--message", &path_arg(&path), "-t"]));
     let run = quizmail(&args);
-    let report = run.assert_ok();
+    let report = assert_ok(&run);
     let mut accepted: Vec<String> = report["accepted"]
         .as_array()
         .unwrap_or_else(|| panic!("no accepted list\n{}", run.describe()))
@@ -777,6 +675,7 @@ fn verify(cases: &[(String, Vec<u8>)], qname: &str, record: &str) -> (Vec<bool>,
         &strings(&["-c", VERIFY_PY]),
         &[],
         serde_json::to_string(&input).expect("json").as_bytes(),
+        RUN_LIMIT,
     );
     assert_eq!(run.code, 0, "dkimpy failed to run\n{}", run.describe());
     let results: Vec<bool> = serde_json::from_str(run.stdout.trim())
@@ -803,7 +702,7 @@ fn openssl_key(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     let mut full = strings(&["genpkey"]);
     full.extend(strings(args));
     full.extend(strings(&["-out", &path_arg(&path)]));
-    let run = run_bounded(Path::new("openssl"), &full, &[], b"");
+    let run = run_bounded(Path::new("openssl"), &full, &[], b"", RUN_LIMIT);
     assert_eq!(run.code, 0, "openssl {full:?}\n{}", run.describe());
     #[cfg(unix)]
     {
@@ -855,7 +754,7 @@ fn dkim_end_to_end(server: Server, tag: &str) {
             "--dkim-selector",
             &selector,
         ]));
-        quizmail(&args).assert_ok();
+        assert_ok(&quizmail(&args));
         let raw = server.fetch(&rcpt);
         let shown = String::from_utf8_lossy(&raw).into_owned();
         let unfolded = shown.replace("\r\n ", " ").replace("\r\n\t", " ");
@@ -942,7 +841,7 @@ fn aiosmtpd_dkim_message_file_signs_for_its_own_from_domain() {
         "--dkim-selector",
         &selector,
     ]));
-    let report = quizmail(&args).assert_ok();
+    let report = assert_ok(&quizmail(&args));
     assert_eq!(report["envelope_from"], author);
     let raw = Server::Aiosmtpd.fetch(&rcpt);
     let shown = String::from_utf8_lossy(&raw).into_owned();

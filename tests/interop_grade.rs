@@ -10,15 +10,14 @@
 //! missing variable fails the test.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::Value;
+
+mod real;
+use real::{quizmail_bin, run_bounded, unique, var, Run};
 
 const SENDER: &str = "quiz@example.test";
 /// Hard bound on one grade run (about 200 messages, a debug build).
@@ -29,103 +28,16 @@ const PASS_PERCENT: usize = 60;
 /// The correct choice of each question, as an index (0 = a).
 const KEY: [usize; 5] = [2, 0, 3, 1, 0];
 
-fn var(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!(
-            "{name} is not set: the interop tests need the real servers that scripts/test-all \
-             starts; run scripts/test-all"
-        ),
-    }
-}
-
-/// A token unique to this test run and call, lower case so it works in an address.
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos();
-    format!(
-        "{tag}-{}-{}-{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn describe(&self) -> String {
-        let tail: String = {
-            let lines: Vec<&str> = self.stderr.lines().collect();
-            lines[lines.len().saturating_sub(30)..].join("\n")
-        };
-        format!(
-            "exit {}\n--- stdout (first 2000 chars)\n{}\n--- stderr (last 30 lines)\n{tail}",
-            self.code,
-            self.stdout.chars().take(2000).collect::<String>()
-        )
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{}", self.describe()))
-    }
-}
-
 /// Runs the binary with a cleared environment (the password in SMTP_PASSWORD), bounded.
 fn quizmail(args: &[String]) -> Run {
-    let home = tempfile::tempdir().expect("temp home");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quizmail"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path().join(".config"))
-        .env("SMTP_PASSWORD", var("QUIZMAIL_IT_PASSWORD"))
-        .current_dir(home.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn quizmail");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let err_t = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if start.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("quizmail {args:?} still running after {RUN_LIMIT:?}: killed");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = String::from_utf8_lossy(&out_t.join().expect("stdout reader")).into_owned();
-    let stderr = String::from_utf8_lossy(&err_t.join().expect("stderr reader")).into_owned();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout,
-        stderr,
-    }
+    let password = var("QUIZMAIL_IT_PASSWORD");
+    run_bounded(
+        quizmail_bin(),
+        args,
+        &[("SMTP_PASSWORD", password.as_str())],
+        b"",
+        RUN_LIMIT,
+    )
 }
 
 // ---- the quiz and the class, and the figures computed here ------------------------------------

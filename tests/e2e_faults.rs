@@ -1925,6 +1925,33 @@ fn grade_mode_refused_student_is_reported_and_the_rest_go_over_the_same_connecti
 }
 
 #[test]
+fn grade_mode_stops_at_a_failed_login_instead_of_trying_it_for_every_student() {
+    let home = Home::new();
+    let (quiz, roster) = grade_files(&home, |_, email| email.to_owned());
+    let failing = GoodServer::new()
+        .auth(&["CRAM-MD5"], USER, "another password")
+        .script();
+    // One connection per message would be offered; a client that retried the login for every
+    // student would use them all (and lock the account on many servers).
+    let server = Server::start_with(vec![failing; 6], quick());
+    let out = grade_client(&home, server.port(), &quiz, &roster)
+        .args(["--user", USER])
+        .run();
+    out.code(77);
+    let json = out.json();
+    assert_eq!(json["error"]["kind"], "auth");
+    let messages = json["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 6);
+    for (i, m) in messages.iter().enumerate() {
+        assert_eq!(m["sent"], false, "message {i}");
+        assert_eq!(m["error"]["exit_code"], 77, "message {i}");
+    }
+    let transcript = finish(server);
+    assert_eq!(transcript.connections.len(), 1, "one login attempt only");
+    assert_eq!(count(&transcript.connections[0], "AUTH"), 1);
+}
+
+#[test]
 fn grade_mode_without_a_server_writes_every_message_to_the_outbox() {
     let home = Home::new();
     let (quiz, roster) = grade_files(&home, |_, email| email.to_owned());

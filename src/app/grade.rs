@@ -200,14 +200,35 @@ fn send_batch(
         .ok_or_else(|| Error::Usage("internal: no server".into()))?;
     let dialer = Dialer::new(server, ctx.ui.verbose)?;
     let mut conn: Option<Connection> = None;
+    // A connection that cannot be had (refused, TLS, login) fails every later message the
+    // same way: the rest are reported with that error and not tried, so a wrong password is
+    // sent once and not once per student.
+    let mut unreachable: Option<crate::report::ErrorReport> = None;
     for (i, (slot, job)) in jobs.iter().enumerate() {
+        let base = Report {
+            server: Some(server.display()),
+            envelope_from: Some(job.envelope.from.addr_spec_unicode()),
+            quiz: job.quiz.clone(),
+            ..Report::default()
+        };
+        if let Some(e) = &unreachable {
+            reports[*slot] = Some(Report {
+                error: Some(e.clone()),
+                ..base
+            });
+            let _ = progress.tick(&job.label);
+            continue;
+        }
         let more = i + 1 < jobs.len();
         let mut tries = 0;
+        let mut connecting = false;
         let outcome = loop {
             let result = (|| {
                 if !conn.as_ref().is_some_and(Connection::is_open) {
                     conn = None;
+                    connecting = true;
                     conn = Some(dialer.open(false)?);
+                    connecting = false;
                 }
                 let c = conn
                     .as_mut()
@@ -237,12 +258,6 @@ fn send_batch(
                 }
             }
         };
-        let base = Report {
-            server: Some(server.display()),
-            envelope_from: Some(job.envelope.from.addr_spec_unicode()),
-            quiz: job.quiz.clone(),
-            ..Report::default()
-        };
         reports[*slot] = Some(match outcome {
             Ok(d) => {
                 let (r, _) = delivered(base, d);
@@ -250,6 +265,11 @@ fn send_batch(
             }
             Err(e) => {
                 ctx.ui.warn(&format!("{}: {e}", job.label));
+                if connecting {
+                    let mut later = error_report(&e);
+                    later.message = format!("not tried, the connection failed: {}", later.message);
+                    unreachable = Some(later);
+                }
                 let rejected = match &e {
                     Error::Delivery { rejected, .. } => rejected.clone(),
                     _ => Vec::new(),

@@ -13,7 +13,7 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 use serde::Deserialize;
 
-use crate::cli::{AuthArg, Cli, TlsMode};
+use crate::cli::{AuthArg, Cli, TlsMode, MAX_TIMEOUT_SECS};
 
 /// Errors of this layer: all are configuration problems (exit 78) except where noted.
 #[derive(Debug, thiserror::Error)]
@@ -267,11 +267,12 @@ impl Settings {
                 } else {
                     PasswordSource::Prompt
                 };
+                // The flag's range is clap's (exit 64); a value from the file is checked here.
                 let timeout = cli.timeout.or(file.timeout).unwrap_or(60);
-                if timeout == 0 {
-                    return Err(ConfigError::Invalid(
-                        "--timeout must be at least 1 second".into(),
-                    ));
+                if !(1..=MAX_TIMEOUT_SECS).contains(&timeout) {
+                    return Err(ConfigError::Invalid(format!(
+                        "timeout = {timeout} in the config file: give 1 to {MAX_TIMEOUT_SECS} seconds"
+                    )));
                 }
                 Some(ServerSettings {
                     host,
@@ -485,6 +486,14 @@ mod tests {
             .server
             .unwrap();
         assert_eq!((s.host.as_str(), s.port), ("cli.test", 587));
+    }
+
+    #[test]
+    fn timeout_in_the_file_is_bounded() {
+        for bad in ["0", "86401", "9223372036854775807"] {
+            let e = resolve(&[], &format!("server = \"x\"\ntimeout = {bad}\n")).unwrap_err();
+            assert!(e.to_string().contains("1 to 86400"), "{e}");
+        }
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub struct Cli {
     #[arg(long, env = "SMTP_SERVER", value_name = "HOST[:PORT]")]
     pub server: Option<String>,
     /// Port; default 465 with --tls implicit, else 587
-    #[arg(long, env = "SMTP_PORT", value_name = "N")]
+    #[arg(long, env = "SMTP_PORT", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// starttls (required, never opportunistic), implicit or none
     #[arg(long, env = "SMTP_TLS", value_enum, value_name = "MODE")]
@@ -265,6 +265,12 @@ mod tests {
         }
         let cli = Cli::try_parse_from(["quizmail", "--timeout", "86400"]).unwrap();
         assert_eq!(cli.timeout, Some(MAX_TIMEOUT_SECS));
+    }
+
+    #[test]
+    fn port_zero_is_refused() {
+        let e = Cli::try_parse_from(["quizmail", "--port", "0"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
     }
 
     #[test]

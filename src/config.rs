@@ -220,6 +220,11 @@ impl Settings {
             None => None,
             Some((spec, server_rank)) => {
                 let (host, embedded_port) = parse_server(&spec)?;
+                if file.port == Some(0) {
+                    return Err(ConfigError::Invalid(
+                        "port = 0 in the config file: give 1 to 65535".into(),
+                    ));
+                }
                 let tls_choice = cli.tls.or(file.tls);
                 let port_flag = cli
                     .port
@@ -494,6 +499,12 @@ mod tests {
             let e = resolve(&[], &format!("server = \"x\"\ntimeout = {bad}\n")).unwrap_err();
             assert!(e.to_string().contains("1 to 86400"), "{e}");
         }
+    }
+
+    #[test]
+    fn port_zero_in_the_file_is_refused() {
+        let e = resolve(&[], "server = \"x:25\"\nport = 0\n").unwrap_err();
+        assert!(e.to_string().contains("port = 0"), "{e}");
     }
 
     #[test]

@@ -2615,6 +2615,62 @@ fn bad_command_line_is_exit_64_with_a_json_report() {
 }
 
 #[test]
+fn a_flag_the_mode_would_ignore_is_exit_64_and_connects_to_nothing() {
+    let home = Home::new();
+    let server = Server::start_with(vec![], quick());
+    let port = server.port().to_string();
+    let server_flag = format!("127.0.0.1:{port}");
+    let cases: [(&[&str], &[&str]); 5] = [
+        (&["--probe", "--dry-run"], &["--dry-run", "--probe"]),
+        (
+            &["--body", "hi", "--to", TO, "--answers", "a,b"],
+            &["--answers", "send mode"],
+        ),
+        (
+            &["--to", TO, "--answers", "a", "--inline", "logo.png"],
+            &["--inline", "quiz mode"],
+        ),
+        (
+            &[
+                "--roster", "r.csv", "--quiz", "q.toml", "--to", TO, "--cc", TO,
+            ],
+            &["--cc", "grade mode"],
+        ),
+        (
+            &["--dkim-dns-record", "--to", TO],
+            &["--target-email", "--dkim-dns-record"],
+        ),
+    ];
+    for (args, says) in cases {
+        let out = home
+            .client()
+            .args(["--server", server_flag.as_str(), "--json"])
+            .args(args)
+            .run();
+        out.code(64).error_says(says);
+        out.json_error("usage");
+    }
+    assert!(finish(server).connections.is_empty());
+    // The environment and the config file hold defaults for every mode: not refused.
+    let key = dkim_key(&home, 0o600);
+    let out = home
+        .client()
+        .env("SMTP_SERVER", server_flag.as_str())
+        .args([
+            "--dkim-selector",
+            "sel",
+            "--from",
+            FROM,
+            "--dkim-dns-record",
+            "--dkim-key",
+        ])
+        .arg(&key)
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("v=DKIM1"), "{}", out.describe());
+}
+
+#[test]
 fn quiet_prints_nothing_on_success_and_only_the_error_on_failure() {
     let home = Home::new();
     let server = GoodServer::new().start();

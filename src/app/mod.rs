@@ -88,7 +88,7 @@ pub fn main() -> i32 {
         }
     };
     report.elapsed_ms = millis(started.elapsed());
-    if cli.json && !cli.dkim_dns_record {
+    if cli.json {
         println!("{}", report.to_json());
     }
     code
@@ -133,7 +133,91 @@ pub struct Ctx<'a> {
     pub now: SystemTime,
 }
 
+/// The chosen mode and the flags (clap ids) it would ignore.
+fn ignored_flags(cli: &Cli) -> (&'static str, Vec<String>) {
+    if cli.dkim_dns_record {
+        // It only prints a record: all but the key, its names and the config is ignored.
+        const USED: [&str; 9] = [
+            "dkim_dns_record",
+            "dkim_key",
+            "dkim_selector",
+            "dkim_domain",
+            "dkim_key_insecure",
+            "from",
+            "config",
+            "quiet",
+            "verbose",
+        ];
+        let ignored = Cli::command()
+            .get_arguments()
+            .map(|a| a.get_id().as_str().to_owned())
+            .filter(|id| !USED.contains(&id.as_str()))
+            .collect();
+        return ("--dkim-dns-record", ignored);
+    }
+    let (mode, ignored): (&str, &[&str]) = if cli.probe {
+        (
+            "--probe",
+            &[
+                "to",
+                "cc",
+                "bcc",
+                "envelope_from",
+                "subject",
+                "headers",
+                "html_file",
+                "attach",
+                "inline",
+                "quiz",
+                "answers",
+                "name",
+                "dry_run",
+                "save",
+                "outbox",
+                "dkim_key",
+                "dkim_selector",
+                "dkim_domain",
+            ],
+        )
+    } else if cli.roster.is_some() {
+        ("grade mode (--roster)", &["cc", "bcc"])
+    } else if cli.is_send_mode() {
+        ("send mode", &["quiz", "answers", "name"])
+    } else {
+        (
+            "quiz mode (no --body, --body-file, --html-file or --message)",
+            &["inline"],
+        )
+    };
+    (mode, ignored.iter().map(|&id| id.to_owned()).collect())
+}
+
+/// A flag that cannot apply in the chosen mode is refused (exit 64), never silently ignored.
+/// Only the command line counts: the environment and the config file hold defaults for every
+/// mode.
+fn refuse_ignored_flags(cli: &Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
+    let (mode, ignored) = ignored_flags(cli);
+    let command = Cli::command();
+    let given: Vec<String> = command
+        .get_arguments()
+        .filter(|a| ignored.iter().any(|id| a.get_id() == id.as_str()))
+        .filter(|a| {
+            matches.value_source(a.get_id().as_str())
+                == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{} cannot be used with {mode}: it would be ignored; leave it out",
+        given.join(", ")
+    )))
+}
+
 fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), Error> {
+    refuse_ignored_flags(cli, matches)?;
     let (config_path, file) = FileConfig::load(cli.config.as_deref())?;
     let mut settings = Settings::resolve(cli, matches, file)?;
     settings.config_path = config_path;

@@ -2671,6 +2671,30 @@ fn a_flag_the_mode_would_ignore_is_exit_64_and_connects_to_nothing() {
 }
 
 #[test]
+fn quiet_silences_advice_but_not_the_insecure_warning() {
+    let home = Home::new();
+    let out = home
+        .client()
+        .mail()
+        .args([
+            "--envelope-from",
+            "bounce@elsewhere.test",
+            "--dry-run",
+            "-q",
+        ])
+        .run();
+    out.code(0);
+    assert_eq!(out.stderr, "", "{}", out.describe());
+    let out = home
+        .client()
+        .mail()
+        .args(["--server", "127.0.0.1:1", "--insecure", "--dry-run", "-q"])
+        .run();
+    out.code(0);
+    assert!(out.stderr.contains("--insecure"), "{}", out.describe());
+}
+
+#[test]
 fn quiet_prints_nothing_on_success_and_only_the_error_on_failure() {
     let home = Home::new();
     let server = GoodServer::new().start();

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::quiz_mode::{extra_headers, results_message};
 use super::{
-    addresses, deliver_one, delivered, error_report, random16, sender, sign, Content, Ctx,
+    addresses, deliver_one, delivered, error_report, random16, sender, sign, Content, Ctx, Ui,
 };
 use crate::client::{backoff, Connection, Dialer, Envelope};
 use crate::error::Error;
@@ -85,7 +85,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
                     context: format!("{}: line {}", display(roster_path), entry.line),
                     source: e,
                 };
-                ctx.ui.warn(&e.to_string());
+                Ui::warn_always(&e.to_string());
                 reports.push(Some(Report {
                     transport,
                     quiz: quiz_json,
@@ -264,7 +264,7 @@ fn send_batch(
                 r
             }
             Err(e) => {
-                ctx.ui.warn(&format!("{}: {e}", job.label));
+                Ui::warn_always(&format!("{}: {e}", job.label));
                 if connecting {
                     let mut later = error_report(&e);
                     later.message = format!("not tried, the connection failed: {}", later.message);

@@ -42,7 +42,16 @@ impl Ui {
         }
     }
 
+    /// Advice (alignment, a retry to come); `-q` means errors only, so it silences these.
     pub fn warn(&self, text: &str) {
+        if !self.quiet {
+            Ui::warn_always(text);
+        }
+    }
+
+    /// What `-q` must not hide: the `--insecure` warning cli.md wants on every run, and the
+    /// failure of one message in a batch that goes on.
+    pub fn warn_always(text: &str) {
         eprintln!("quizmail: warning: {text}");
     }
 }
@@ -222,7 +231,7 @@ fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), E
     let mut settings = Settings::resolve(cli, matches, file)?;
     settings.config_path = config_path;
     if settings.server.as_ref().is_some_and(|s| s.insecure) {
-        ui.warn(
+        Ui::warn_always(
             "--insecure: the server's certificate is NOT verified; anyone on the path can read \
              and change this session",
         );

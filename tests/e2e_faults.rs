@@ -2525,6 +2525,40 @@ fn probe_reports_the_certificate_and_sends_no_mail_and_no_auth() {
 // Quiz mode and 8-bit content
 
 #[test]
+fn quiz_mode_checks_every_flag_before_the_test_starts() {
+    let home = Home::new();
+    let quiz = home.file("quiz.toml", QUIZ.as_bytes());
+    let cases: [(&str, &str); 3] = [
+        ("--header", "no colon here"),
+        ("--subject", "two\nlines"),
+        ("--envelope-from", "not an address"),
+    ];
+    for (flag, value) in cases {
+        let out = home
+            .client()
+            .args([
+                "--name",
+                "Ada",
+                "--answers",
+                "a,b,a",
+                "--from",
+                FROM,
+                "--to",
+                TO,
+            ])
+            .args(["--dry-run", flag, value, "--quiz"])
+            .arg(&quiz)
+            .run();
+        out.code(65).error_says(&[flag]);
+        assert!(
+            !out.stdout.contains("First?") && !out.stdout.contains("E2E quiz"),
+            "the test ran before {flag} was checked\n{}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
 fn quiz_mode_mails_the_results() {
     let home = Home::new();
     let quiz = home.file("quiz.toml", QUIZ.as_bytes());

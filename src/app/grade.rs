@@ -5,6 +5,7 @@ use std::io::{self, IsTerminal};
 use std::path::Path;
 
 use super::quiz_mode::{extra_headers, results_message};
+use super::send::envelope_sender;
 use super::{
     addresses, deliver_one, delivered, error_report, random16, sender, sign, Content, Ctx, Ui,
 };
@@ -42,7 +43,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
     let teacher = addresses("--target-email", &cli.to)?;
     let from = sender(&ctx.settings)?;
     let headers = extra_headers(cli)?;
-    super::alignment(ctx, &from, &envelope_from(ctx, &from)?);
+    super::alignment(ctx, &from, &envelope_sender(ctx, &from)?);
 
     let transport = if cli.dry_run {
         Transport::DryRun
@@ -72,7 +73,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
                         label: entry.attempt.name.clone(),
                         content: Content::Compose(Box::new(compose)),
                         envelope: Envelope {
-                            from: envelope_from(ctx, &from)?,
+                            from: envelope_sender(ctx, &from)?,
                             recipients: vec![student],
                         },
                         quiz: quiz_json,
@@ -113,7 +114,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
                 label: "class summary".into(),
                 content: Content::Compose(Box::new(c)),
                 envelope: Envelope {
-                    from: envelope_from(ctx, &from)?,
+                    from: envelope_sender(ctx, &from)?,
                     recipients: teacher,
                 },
                 quiz: None,
@@ -173,13 +174,6 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
         ..Report::default()
     };
     Ok((top, code))
-}
-
-fn envelope_from(ctx: &Ctx, from: &Mailbox) -> Result<Mailbox, Error> {
-    match &ctx.cli.envelope_from {
-        Some(e) => Mailbox::parse(e).map_err(|e| super::with_flag("--envelope-from", e)),
-        None => Ok(from.clone()),
-    }
 }
 
 fn display(p: &Path) -> String {

@@ -1125,7 +1125,18 @@ fn connection_refused_is_exit_75() {
         .args(["--tls", "none", "--json"])
         .run();
     out.code(75).error_says(&["cannot connect"]);
-    out.json_error("temporary");
+    let json = out.json_error("temporary");
+    assert_eq!(json["server"], format!("127.0.0.1:{}", addr.port()));
+
+    // A probe that cannot connect names the server in its report too.
+    let out = home
+        .client()
+        .server(addr.port())
+        .args(["--probe", "--tls", "none", "--json"])
+        .run();
+    out.code(75).error_says(&["cannot connect"]);
+    let json = out.json_error("temporary");
+    assert_eq!(json["server"], format!("127.0.0.1:{}", addr.port()));
 }
 
 #[test]

@@ -104,19 +104,19 @@ impl FileConfig {
     }
 
     /// Loads `--config FILE`, or the default file when it exists.
-    pub fn load(explicit: Option<&Path>) -> Result<(Option<PathBuf>, FileConfig), ConfigError> {
+    pub fn load(explicit: Option<&Path>) -> Result<FileConfig, ConfigError> {
         let path = match explicit {
             Some(p) => p.to_owned(),
             None => match default_path() {
                 Some(p) if p.is_file() => p,
-                _ => return Ok((None, FileConfig::default())),
+                _ => return Ok(FileConfig::default()),
             },
         };
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Unreadable {
             path: path.clone(),
             source,
         })?;
-        Ok((Some(path.clone()), FileConfig::parse(&path, &text)?))
+        FileConfig::parse(&path, &text)
     }
 }
 
@@ -195,7 +195,6 @@ pub struct Settings {
     pub dkim_selector: Option<String>,
     pub dkim_domain: Option<String>,
     pub outbox: PathBuf,
-    pub config_path: Option<PathBuf>,
 }
 
 /// Source rank: a flag beats the environment beats the config file.
@@ -306,7 +305,6 @@ impl Settings {
                 .clone()
                 .or(file.outbox)
                 .unwrap_or_else(|| PathBuf::from("outbox")),
-            config_path: None,
         })
     }
 }

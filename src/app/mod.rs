@@ -227,9 +227,8 @@ fn refuse_ignored_flags(cli: &Cli, matches: &clap::ArgMatches) -> Result<(), Err
 
 fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), Error> {
     refuse_ignored_flags(cli, matches)?;
-    let (config_path, file) = FileConfig::load(cli.config.as_deref())?;
-    let mut settings = Settings::resolve(cli, matches, file)?;
-    settings.config_path = config_path;
+    let file = FileConfig::load(cli.config.as_deref())?;
+    let settings = Settings::resolve(cli, matches, file)?;
     if settings.server.as_ref().is_some_and(|s| s.insecure) {
         Ui::warn_always(
             "--insecure: the server's certificate is NOT verified; anyone on the path can read \

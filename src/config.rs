@@ -252,12 +252,25 @@ impl Settings {
                 } else {
                     TlsMode::Starttls
                 });
-                let fingerprint = cli
-                    .tls_fingerprint
-                    .as_deref()
-                    .or(file.tls_fingerprint.as_deref())
-                    .map(parse_fingerprint)
-                    .transpose()?;
+                // --insecure, --tls-fingerprint and --ca-file are one choice (how the
+                // certificate is checked, the first of them that is set wins): one made on the
+                // command line or in SMTP_CA_FILE replaces the file's whole choice, or the
+                // file's `insecure = true` would silently override a --tls-fingerprint flag.
+                let (insecure, fingerprint, ca_file) =
+                    if cli.insecure || cli.tls_fingerprint.is_some() || cli.ca_file.is_some() {
+                        (
+                            cli.insecure,
+                            cli.tls_fingerprint.as_deref(),
+                            cli.ca_file.clone(),
+                        )
+                    } else {
+                        (
+                            file.insecure.unwrap_or(false),
+                            file.tls_fingerprint.as_deref(),
+                            file.ca_file.clone(),
+                        )
+                    };
+                let fingerprint = fingerprint.map(parse_fingerprint).transpose()?;
                 let password = if let Some(p) = &cli.password_file {
                     PasswordSource::File(p.clone())
                 } else if let Some(c) = &cli.password_command {
@@ -282,9 +295,9 @@ impl Settings {
                     host,
                     port,
                     tls,
-                    ca_file: cli.ca_file.clone().or(file.ca_file.clone()),
+                    ca_file,
                     fingerprint,
-                    insecure: cli.insecure || file.insecure.unwrap_or(false),
+                    insecure,
                     user: cli.user.clone().or(file.user.clone()),
                     password,
                     auth: cli.auth.or(file.auth).unwrap_or(AuthArg::Auto),
@@ -521,6 +534,27 @@ mod tests {
             s.server.unwrap().ca_file.unwrap(),
             PathBuf::from("/etc/q/ca.pem")
         );
+    }
+
+    #[test]
+    fn a_verification_flag_replaces_the_files_choice() {
+        let hex = "ab".repeat(32);
+        let file = "server = \"x\"\ninsecure = true\n";
+        let s = resolve(&["--tls-fingerprint", &hex], file)
+            .unwrap()
+            .server
+            .unwrap();
+        assert!(!s.insecure);
+        assert_eq!(s.fingerprint, Some([0xab; 32]));
+        let file = format!("server = \"x\"\ntls_fingerprint = \"{hex}\"\n");
+        let s = resolve(&["--ca-file", "corp.pem"], &file)
+            .unwrap()
+            .server
+            .unwrap();
+        assert_eq!(s.fingerprint, None);
+        assert_eq!(s.ca_file, Some(PathBuf::from("corp.pem")));
+        let s = resolve(&[], &file).unwrap().server.unwrap();
+        assert_eq!(s.fingerprint, Some([0xab; 32]));
     }
 
     #[test]

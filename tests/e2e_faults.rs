@@ -2665,7 +2665,16 @@ fn a_flag_the_mode_would_ignore_is_exit_64_and_connects_to_nothing() {
     let server = Server::start_with(vec![], quick());
     let port = server.port().to_string();
     let server_flag = format!("127.0.0.1:{port}");
-    let cases: [(&[&str], &[&str]); 5] = [
+    let fingerprint = "ab".repeat(32);
+    let cases: [(&[&str], &[&str]); 7] = [
+        (
+            &["--insecure", "--tls-fingerprint", fingerprint.as_str()],
+            &["--tls-fingerprint", "--insecure"],
+        ),
+        (
+            &["--tls", "none", "--ca-file", "corp.pem"],
+            &["--ca-file", "--tls none"],
+        ),
         (&["--probe", "--dry-run"], &["--dry-run", "--probe"]),
         (
             &["--body", "hi", "--to", TO, "--answers", "a,b"],

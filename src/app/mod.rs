@@ -206,6 +206,28 @@ fn ignored_flags(cli: &Cli) -> (&'static str, Vec<String>) {
 /// mode.
 fn refuse_ignored_flags(cli: &Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
     let (mode, ignored) = ignored_flags(cli);
+    refuse_given(matches, mode, &ignored)?;
+    // Without TLS nothing is verified, and --insecure verifies nothing: a pin or a CA given
+    // with them would be ignored. (--tls-fingerprint with --ca-file is allowed: the pin is
+    // checked, the stricter of the two.)
+    let from_command_line =
+        |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    if cli.tls == Some(crate::cli::TlsMode::None) && from_command_line("tls") {
+        let ids = ["insecure", "tls_fingerprint", "ca_file"].map(String::from);
+        refuse_given(matches, "--tls none", &ids)?;
+    }
+    if cli.insecure {
+        refuse_given(
+            matches,
+            "--insecure",
+            &["tls_fingerprint", "ca_file"].map(String::from),
+        )?;
+    }
+    Ok(())
+}
+
+/// Refuses the flags `ignored` (clap ids) that were given on the command line.
+fn refuse_given(matches: &clap::ArgMatches, mode: &str, ignored: &[String]) -> Result<(), Error> {
     let command = Cli::command();
     let given: Vec<String> = command
         .get_arguments()

@@ -2672,8 +2672,8 @@ fn a_flag_the_mode_would_ignore_is_exit_64_and_connects_to_nothing() {
             &["--tls-fingerprint", "--insecure"],
         ),
         (
-            &["--tls", "none", "--ca-file", "corp.pem"],
-            &["--ca-file", "--tls none"],
+            &["--insecure", "--ca-file", "corp.pem"],
+            &["--ca-file", "--insecure"],
         ),
         (&["--probe", "--dry-run"], &["--dry-run", "--probe"]),
         (

@@ -207,15 +207,10 @@ fn ignored_flags(cli: &Cli) -> (&'static str, Vec<String>) {
 fn refuse_ignored_flags(cli: &Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
     let (mode, ignored) = ignored_flags(cli);
     refuse_given(matches, mode, &ignored)?;
-    // Without TLS nothing is verified, and --insecure verifies nothing: a pin or a CA given
-    // with them would be ignored. (--tls-fingerprint with --ca-file is allowed: the pin is
-    // checked, the stricter of the two.)
-    let from_command_line =
-        |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
-    if cli.tls == Some(crate::cli::TlsMode::None) && from_command_line("tls") {
-        let ids = ["insecure", "tls_fingerprint", "ca_file"].map(String::from);
-        refuse_given(matches, "--tls none", &ids)?;
-    }
+    // --insecure verifies nothing: a pin or a CA given with it would not be checked, which
+    // the user plainly expects. (--ca-file with --tls none is let through, as curl and msmtp
+    // do, so a wrapper can pass its CA whatever the mode; so is --tls-fingerprint with
+    // --ca-file: the pin, the stricter, is checked.)
     if cli.insecure {
         refuse_given(
             matches,

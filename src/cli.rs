@@ -7,6 +7,10 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
+/// The largest `--timeout`: a day is more than any SMTP wait needs (RFC 5321 §4.5.3.2 asks
+/// for 10 minutes at most), and a deadline of `now + timeout` must not overflow.
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+
 /// How the connection is protected (cli.md "Server").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -117,7 +121,7 @@ pub struct Cli {
     #[arg(long, env = "SMTP_SERVER", value_name = "HOST[:PORT]")]
     pub server: Option<String>,
     /// Port; default 465 with --tls implicit, else 587
-    #[arg(long, env = "SMTP_PORT", value_name = "N")]
+    #[arg(long, env = "SMTP_PORT", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// starttls (required, never opportunistic), implicit or none
     #[arg(long, env = "SMTP_TLS", value_enum, value_name = "MODE")]
@@ -151,7 +155,7 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub ehlo: Option<String>,
     /// Seconds allowed for connect and for every read and write (default 60)
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
     pub timeout: Option<u64>,
     /// Retries for connection failures and 4xx replies (default 2)
     #[arg(long, value_name = "N")]
@@ -251,6 +255,22 @@ mod tests {
         assert!(cli.is_send_mode());
         let cli = Cli::try_parse_from(["quizmail", "--to", "a@x.test"]).unwrap();
         assert!(!cli.is_send_mode());
+    }
+
+    #[test]
+    fn timeout_is_between_one_second_and_a_day() {
+        for bad in ["0", "86401", "18446744073709551615"] {
+            let e = Cli::try_parse_from(["quizmail", "--timeout", bad]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+        }
+        let cli = Cli::try_parse_from(["quizmail", "--timeout", "86400"]).unwrap();
+        assert_eq!(cli.timeout, Some(MAX_TIMEOUT_SECS));
+    }
+
+    #[test]
+    fn port_zero_is_refused() {
+        let e = Cli::try_parse_from(["quizmail", "--port", "0"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
     }
 
     #[test]

@@ -105,8 +105,7 @@ impl<'a> Dialer<'a> {
             user: None,
             ..server.clone()
         };
-        let mut d = Dialer::new(&probe_server, verbose)?;
-        d.credentials = None;
+        let d = Dialer::new(&probe_server, verbose)?;
         Ok(Dialer { server, ..d })
     }
 
@@ -190,11 +189,6 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// What the server offers now (after TLS).
-    pub fn capabilities(&self) -> Option<&Capabilities> {
-        self.caps.as_ref()
-    }
-
     pub fn session(&self) -> &Session {
         &self.session
     }

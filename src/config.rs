@@ -13,7 +13,7 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 use serde::Deserialize;
 
-use crate::cli::{AuthArg, Cli, TlsMode};
+use crate::cli::{AuthArg, Cli, TlsMode, MAX_TIMEOUT_SECS};
 
 /// Errors of this layer: all are configuration problems (exit 78) except where noted.
 #[derive(Debug, thiserror::Error)]
@@ -104,19 +104,19 @@ impl FileConfig {
     }
 
     /// Loads `--config FILE`, or the default file when it exists.
-    pub fn load(explicit: Option<&Path>) -> Result<(Option<PathBuf>, FileConfig), ConfigError> {
+    pub fn load(explicit: Option<&Path>) -> Result<FileConfig, ConfigError> {
         let path = match explicit {
             Some(p) => p.to_owned(),
             None => match default_path() {
                 Some(p) if p.is_file() => p,
-                _ => return Ok((None, FileConfig::default())),
+                _ => return Ok(FileConfig::default()),
             },
         };
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Unreadable {
             path: path.clone(),
             source,
         })?;
-        Ok((Some(path.clone()), FileConfig::parse(&path, &text)?))
+        FileConfig::parse(&path, &text)
     }
 }
 
@@ -195,7 +195,6 @@ pub struct Settings {
     pub dkim_selector: Option<String>,
     pub dkim_domain: Option<String>,
     pub outbox: PathBuf,
-    pub config_path: Option<PathBuf>,
 }
 
 /// Source rank: a flag beats the environment beats the config file.
@@ -220,6 +219,11 @@ impl Settings {
             None => None,
             Some((spec, server_rank)) => {
                 let (host, embedded_port) = parse_server(&spec)?;
+                if file.port == Some(0) {
+                    return Err(ConfigError::Invalid(
+                        "port = 0 in the config file: give 1 to 65535".into(),
+                    ));
+                }
                 let tls_choice = cli.tls.or(file.tls);
                 let port_flag = cli
                     .port
@@ -248,12 +252,25 @@ impl Settings {
                 } else {
                     TlsMode::Starttls
                 });
-                let fingerprint = cli
-                    .tls_fingerprint
-                    .as_deref()
-                    .or(file.tls_fingerprint.as_deref())
-                    .map(parse_fingerprint)
-                    .transpose()?;
+                // --insecure, --tls-fingerprint and --ca-file are one choice (how the
+                // certificate is checked, the first of them that is set wins): one made on the
+                // command line or in SMTP_CA_FILE replaces the file's whole choice, or the
+                // file's `insecure = true` would silently override a --tls-fingerprint flag.
+                let (insecure, fingerprint, ca_file) =
+                    if cli.insecure || cli.tls_fingerprint.is_some() || cli.ca_file.is_some() {
+                        (
+                            cli.insecure,
+                            cli.tls_fingerprint.as_deref(),
+                            cli.ca_file.clone(),
+                        )
+                    } else {
+                        (
+                            file.insecure.unwrap_or(false),
+                            file.tls_fingerprint.as_deref(),
+                            file.ca_file.clone(),
+                        )
+                    };
+                let fingerprint = fingerprint.map(parse_fingerprint).transpose()?;
                 let password = if let Some(p) = &cli.password_file {
                     PasswordSource::File(p.clone())
                 } else if let Some(c) = &cli.password_command {
@@ -267,19 +284,20 @@ impl Settings {
                 } else {
                     PasswordSource::Prompt
                 };
+                // The flag's range is clap's (exit 64); a value from the file is checked here.
                 let timeout = cli.timeout.or(file.timeout).unwrap_or(60);
-                if timeout == 0 {
-                    return Err(ConfigError::Invalid(
-                        "--timeout must be at least 1 second".into(),
-                    ));
+                if !(1..=MAX_TIMEOUT_SECS).contains(&timeout) {
+                    return Err(ConfigError::Invalid(format!(
+                        "timeout = {timeout} in the config file: give 1 to {MAX_TIMEOUT_SECS} seconds"
+                    )));
                 }
                 Some(ServerSettings {
                     host,
                     port,
                     tls,
-                    ca_file: cli.ca_file.clone().or(file.ca_file.clone()),
+                    ca_file,
                     fingerprint,
-                    insecure: cli.insecure || file.insecure.unwrap_or(false),
+                    insecure,
                     user: cli.user.clone().or(file.user.clone()),
                     password,
                     auth: cli.auth.or(file.auth).unwrap_or(AuthArg::Auto),
@@ -300,7 +318,6 @@ impl Settings {
                 .clone()
                 .or(file.outbox)
                 .unwrap_or_else(|| PathBuf::from("outbox")),
-            config_path: None,
         })
     }
 }
@@ -488,6 +505,20 @@ mod tests {
     }
 
     #[test]
+    fn timeout_in_the_file_is_bounded() {
+        for bad in ["0", "86401", "9223372036854775807"] {
+            let e = resolve(&[], &format!("server = \"x\"\ntimeout = {bad}\n")).unwrap_err();
+            assert!(e.to_string().contains("1 to 86400"), "{e}");
+        }
+    }
+
+    #[test]
+    fn port_zero_in_the_file_is_refused() {
+        let e = resolve(&[], "server = \"x:25\"\nport = 0\n").unwrap_err();
+        assert!(e.to_string().contains("port = 0"), "{e}");
+    }
+
+    #[test]
     fn config_errors_name_line_and_column() {
         let e = resolve(&[], "server = \"x\"\nsrever = 1\n").unwrap_err();
         let msg = e.to_string();
@@ -503,6 +534,27 @@ mod tests {
             s.server.unwrap().ca_file.unwrap(),
             PathBuf::from("/etc/q/ca.pem")
         );
+    }
+
+    #[test]
+    fn a_verification_flag_replaces_the_files_choice() {
+        let hex = "ab".repeat(32);
+        let file = "server = \"x\"\ninsecure = true\n";
+        let s = resolve(&["--tls-fingerprint", &hex], file)
+            .unwrap()
+            .server
+            .unwrap();
+        assert!(!s.insecure);
+        assert_eq!(s.fingerprint, Some([0xab; 32]));
+        let file = format!("server = \"x\"\ntls_fingerprint = \"{hex}\"\n");
+        let s = resolve(&["--ca-file", "corp.pem"], &file)
+            .unwrap()
+            .server
+            .unwrap();
+        assert_eq!(s.fingerprint, None);
+        assert_eq!(s.ca_file, Some(PathBuf::from("corp.pem")));
+        let s = resolve(&[], &file).unwrap().server.unwrap();
+        assert_eq!(s.fingerprint, Some([0xab; 32]));
     }
 
     #[test]

@@ -1125,7 +1125,18 @@ fn connection_refused_is_exit_75() {
         .args(["--tls", "none", "--json"])
         .run();
     out.code(75).error_says(&["cannot connect"]);
-    out.json_error("temporary");
+    let json = out.json_error("temporary");
+    assert_eq!(json["server"], format!("127.0.0.1:{}", addr.port()));
+
+    // A probe that cannot connect names the server in its report too.
+    let out = home
+        .client()
+        .server(addr.port())
+        .args(["--probe", "--tls", "none", "--json"])
+        .run();
+    out.code(75).error_says(&["cannot connect"]);
+    let json = out.json_error("temporary");
+    assert_eq!(json["server"], format!("127.0.0.1:{}", addr.port()));
 }
 
 #[test]
@@ -1925,6 +1936,33 @@ fn grade_mode_refused_student_is_reported_and_the_rest_go_over_the_same_connecti
 }
 
 #[test]
+fn grade_mode_stops_at_a_failed_login_instead_of_trying_it_for_every_student() {
+    let home = Home::new();
+    let (quiz, roster) = grade_files(&home, |_, email| email.to_owned());
+    let failing = GoodServer::new()
+        .auth(&["CRAM-MD5"], USER, "another password")
+        .script();
+    // One connection per message would be offered; a client that retried the login for every
+    // student would use them all (and lock the account on many servers).
+    let server = Server::start_with(vec![failing; 6], quick());
+    let out = grade_client(&home, server.port(), &quiz, &roster)
+        .args(["--user", USER])
+        .run();
+    out.code(77);
+    let json = out.json();
+    assert_eq!(json["error"]["kind"], "auth");
+    let messages = json["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 6);
+    for (i, m) in messages.iter().enumerate() {
+        assert_eq!(m["sent"], false, "message {i}");
+        assert_eq!(m["error"]["exit_code"], 77, "message {i}");
+    }
+    let transcript = finish(server);
+    assert_eq!(transcript.connections.len(), 1, "one login attempt only");
+    assert_eq!(count(&transcript.connections[0], "AUTH"), 1);
+}
+
+#[test]
 fn grade_mode_without_a_server_writes_every_message_to_the_outbox() {
     let home = Home::new();
     let (quiz, roster) = grade_files(&home, |_, email| email.to_owned());
@@ -2498,6 +2536,40 @@ fn probe_reports_the_certificate_and_sends_no_mail_and_no_auth() {
 // Quiz mode and 8-bit content
 
 #[test]
+fn quiz_mode_checks_every_flag_before_the_test_starts() {
+    let home = Home::new();
+    let quiz = home.file("quiz.toml", QUIZ.as_bytes());
+    let cases: [(&str, &str); 3] = [
+        ("--header", "no colon here"),
+        ("--subject", "two\nlines"),
+        ("--envelope-from", "not an address"),
+    ];
+    for (flag, value) in cases {
+        let out = home
+            .client()
+            .args([
+                "--name",
+                "Ada",
+                "--answers",
+                "a,b,a",
+                "--from",
+                FROM,
+                "--to",
+                TO,
+            ])
+            .args(["--dry-run", flag, value, "--quiz"])
+            .arg(&quiz)
+            .run();
+        out.code(65).error_says(&[flag]);
+        assert!(
+            !out.stdout.contains("First?") && !out.stdout.contains("E2E quiz"),
+            "the test ran before {flag} was checked\n{}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
 fn quiz_mode_mails_the_results() {
     let home = Home::new();
     let quiz = home.file("quiz.toml", QUIZ.as_bytes());
@@ -2585,6 +2657,95 @@ fn bad_command_line_is_exit_64_with_a_json_report() {
     let message = json["error"]["message"].as_str().expect("message");
     assert!(message.contains("sometimes"), "{message}");
     assert!(!home.work().join("outbox").exists());
+}
+
+#[test]
+fn a_flag_the_mode_would_ignore_is_exit_64_and_connects_to_nothing() {
+    let home = Home::new();
+    let server = Server::start_with(vec![], quick());
+    let port = server.port().to_string();
+    let server_flag = format!("127.0.0.1:{port}");
+    let fingerprint = "ab".repeat(32);
+    let cases: [(&[&str], &[&str]); 7] = [
+        (
+            &["--insecure", "--tls-fingerprint", fingerprint.as_str()],
+            &["--tls-fingerprint", "--insecure"],
+        ),
+        (
+            &["--insecure", "--ca-file", "corp.pem"],
+            &["--ca-file", "--insecure"],
+        ),
+        (&["--probe", "--dry-run"], &["--dry-run", "--probe"]),
+        (
+            &["--body", "hi", "--to", TO, "--answers", "a,b"],
+            &["--answers", "send mode"],
+        ),
+        (
+            &["--to", TO, "--answers", "a", "--inline", "logo.png"],
+            &["--inline", "quiz mode"],
+        ),
+        (
+            &[
+                "--roster", "r.csv", "--quiz", "q.toml", "--to", TO, "--cc", TO,
+            ],
+            &["--cc", "grade mode"],
+        ),
+        (
+            &["--dkim-dns-record", "--to", TO],
+            &["--target-email", "--dkim-dns-record"],
+        ),
+    ];
+    for (args, says) in cases {
+        let out = home
+            .client()
+            .args(["--server", server_flag.as_str(), "--json"])
+            .args(args)
+            .run();
+        out.code(64).error_says(says);
+        out.json_error("usage");
+    }
+    assert!(finish(server).connections.is_empty());
+    // The environment and the config file hold defaults for every mode: not refused.
+    let key = dkim_key(&home, 0o600);
+    let out = home
+        .client()
+        .env("SMTP_SERVER", server_flag.as_str())
+        .args([
+            "--dkim-selector",
+            "sel",
+            "--from",
+            FROM,
+            "--dkim-dns-record",
+            "--dkim-key",
+        ])
+        .arg(&key)
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("v=DKIM1"), "{}", out.describe());
+}
+
+#[test]
+fn quiet_silences_advice_but_not_the_insecure_warning() {
+    let home = Home::new();
+    let out = home
+        .client()
+        .mail()
+        .args([
+            "--envelope-from",
+            "bounce@elsewhere.test",
+            "--dry-run",
+            "-q",
+        ])
+        .run();
+    out.code(0);
+    assert_eq!(out.stderr, "", "{}", out.describe());
+    let out = home
+        .client()
+        .mail()
+        .args(["--server", "127.0.0.1:1", "--insecure", "--dry-run", "-q"])
+        .run();
+    out.code(0);
+    assert!(out.stderr.contains("--insecure"), "{}", out.describe());
 }
 
 #[test]

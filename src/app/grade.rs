@@ -5,8 +5,9 @@ use std::io::{self, IsTerminal};
 use std::path::Path;
 
 use super::quiz_mode::{extra_headers, results_message};
+use super::send::envelope_sender;
 use super::{
-    addresses, deliver_one, delivered, error_report, random16, sender, sign, Content, Ctx,
+    addresses, deliver_one, delivered, error_report, random16, sender, sign, Content, Ctx, Ui,
 };
 use crate::client::{backoff, Connection, Dialer, Envelope};
 use crate::error::Error;
@@ -42,7 +43,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
     let teacher = addresses("--target-email", &cli.to)?;
     let from = sender(&ctx.settings)?;
     let headers = extra_headers(cli)?;
-    super::alignment(ctx, &from, &envelope_from(ctx, &from)?);
+    super::alignment(ctx, &from, &envelope_sender(ctx, &from)?);
 
     let transport = if cli.dry_run {
         Transport::DryRun
@@ -72,7 +73,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
                         label: entry.attempt.name.clone(),
                         content: Content::Compose(Box::new(compose)),
                         envelope: Envelope {
-                            from: envelope_from(ctx, &from)?,
+                            from: envelope_sender(ctx, &from)?,
                             recipients: vec![student],
                         },
                         quiz: quiz_json,
@@ -85,7 +86,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
                     context: format!("{}: line {}", display(roster_path), entry.line),
                     source: e,
                 };
-                ctx.ui.warn(&e.to_string());
+                Ui::warn_always(&e.to_string());
                 reports.push(Some(Report {
                     transport,
                     quiz: quiz_json,
@@ -113,7 +114,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
                 label: "class summary".into(),
                 content: Content::Compose(Box::new(c)),
                 envelope: Envelope {
-                    from: envelope_from(ctx, &from)?,
+                    from: envelope_sender(ctx, &from)?,
                     recipients: teacher,
                 },
                 quiz: None,
@@ -175,13 +176,6 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
     Ok((top, code))
 }
 
-fn envelope_from(ctx: &Ctx, from: &Mailbox) -> Result<Mailbox, Error> {
-    match &ctx.cli.envelope_from {
-        Some(e) => Mailbox::parse(e).map_err(|e| super::with_flag("--envelope-from", e)),
-        None => Ok(from.clone()),
-    }
-}
-
 fn display(p: &Path) -> String {
     p.display().to_string()
 }
@@ -200,14 +194,35 @@ fn send_batch(
         .ok_or_else(|| Error::Usage("internal: no server".into()))?;
     let dialer = Dialer::new(server, ctx.ui.verbose)?;
     let mut conn: Option<Connection> = None;
+    // A connection that cannot be had (refused, TLS, login) fails every later message the
+    // same way: the rest are reported with that error and not tried, so a wrong password is
+    // sent once and not once per student.
+    let mut unreachable: Option<crate::report::ErrorReport> = None;
     for (i, (slot, job)) in jobs.iter().enumerate() {
+        let base = Report {
+            server: Some(server.display()),
+            envelope_from: Some(job.envelope.from.addr_spec_unicode()),
+            quiz: job.quiz.clone(),
+            ..Report::default()
+        };
+        if let Some(e) = &unreachable {
+            reports[*slot] = Some(Report {
+                error: Some(e.clone()),
+                ..base
+            });
+            let _ = progress.tick(&job.label);
+            continue;
+        }
         let more = i + 1 < jobs.len();
         let mut tries = 0;
+        let mut connecting = false;
         let outcome = loop {
             let result = (|| {
                 if !conn.as_ref().is_some_and(Connection::is_open) {
                     conn = None;
+                    connecting = true;
                     conn = Some(dialer.open(false)?);
+                    connecting = false;
                 }
                 let c = conn
                     .as_mut()
@@ -237,19 +252,18 @@ fn send_batch(
                 }
             }
         };
-        let base = Report {
-            server: Some(server.display()),
-            envelope_from: Some(job.envelope.from.addr_spec_unicode()),
-            quiz: job.quiz.clone(),
-            ..Report::default()
-        };
         reports[*slot] = Some(match outcome {
             Ok(d) => {
                 let (r, _) = delivered(base, d);
                 r
             }
             Err(e) => {
-                ctx.ui.warn(&format!("{}: {e}", job.label));
+                Ui::warn_always(&format!("{}: {e}", job.label));
+                if connecting {
+                    let mut later = error_report(&e);
+                    later.message = format!("not tried, the connection failed: {}", later.message);
+                    unreachable = Some(later);
+                }
                 let rejected = match &e {
                     Error::Delivery { rejected, .. } => rejected.clone(),
                     _ => Vec::new(),

@@ -42,7 +42,16 @@ impl Ui {
         }
     }
 
+    /// Advice (alignment, a retry to come); `-q` means errors only, so it silences these.
     pub fn warn(&self, text: &str) {
+        if !self.quiet {
+            Ui::warn_always(text);
+        }
+    }
+
+    /// What `-q` must not hide: the `--insecure` warning cli.md wants on every run, and the
+    /// failure of one message in a batch that goes on.
+    pub fn warn_always(text: &str) {
         eprintln!("quizmail: warning: {text}");
     }
 }
@@ -88,7 +97,7 @@ pub fn main() -> i32 {
         }
     };
     report.elapsed_ms = millis(started.elapsed());
-    if cli.json && !cli.dkim_dns_record {
+    if cli.json {
         println!("{}", report.to_json());
     }
     code
@@ -133,12 +142,112 @@ pub struct Ctx<'a> {
     pub now: SystemTime,
 }
 
+/// The chosen mode and the flags (clap ids) it would ignore.
+fn ignored_flags(cli: &Cli) -> (&'static str, Vec<String>) {
+    if cli.dkim_dns_record {
+        // It only prints a record: all but the key, its names and the config is ignored.
+        const USED: [&str; 9] = [
+            "dkim_dns_record",
+            "dkim_key",
+            "dkim_selector",
+            "dkim_domain",
+            "dkim_key_insecure",
+            "from",
+            "config",
+            "quiet",
+            "verbose",
+        ];
+        let ignored = Cli::command()
+            .get_arguments()
+            .map(|a| a.get_id().as_str().to_owned())
+            .filter(|id| !USED.contains(&id.as_str()))
+            .collect();
+        return ("--dkim-dns-record", ignored);
+    }
+    let (mode, ignored): (&str, &[&str]) = if cli.probe {
+        (
+            "--probe",
+            &[
+                "to",
+                "cc",
+                "bcc",
+                "envelope_from",
+                "subject",
+                "headers",
+                "html_file",
+                "attach",
+                "inline",
+                "quiz",
+                "answers",
+                "name",
+                "dry_run",
+                "save",
+                "outbox",
+                "dkim_key",
+                "dkim_selector",
+                "dkim_domain",
+            ],
+        )
+    } else if cli.roster.is_some() {
+        ("grade mode (--roster)", &["cc", "bcc"])
+    } else if cli.is_send_mode() {
+        ("send mode", &["quiz", "answers", "name"])
+    } else {
+        (
+            "quiz mode (no --body, --body-file, --html-file or --message)",
+            &["inline"],
+        )
+    };
+    (mode, ignored.iter().map(|&id| id.to_owned()).collect())
+}
+
+/// A flag that cannot apply in the chosen mode is refused (exit 64), never silently ignored.
+/// Only the command line counts: the environment and the config file hold defaults for every
+/// mode.
+fn refuse_ignored_flags(cli: &Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
+    let (mode, ignored) = ignored_flags(cli);
+    refuse_given(matches, mode, &ignored)?;
+    // --insecure verifies nothing: a pin or a CA given with it would not be checked, which
+    // the user plainly expects. (--ca-file with --tls none is let through, as curl and msmtp
+    // do, so a wrapper can pass its CA whatever the mode; so is --tls-fingerprint with
+    // --ca-file: the pin, the stricter, is checked.)
+    if cli.insecure {
+        refuse_given(
+            matches,
+            "--insecure",
+            &["tls_fingerprint", "ca_file"].map(String::from),
+        )?;
+    }
+    Ok(())
+}
+
+/// Refuses the flags `ignored` (clap ids) that were given on the command line.
+fn refuse_given(matches: &clap::ArgMatches, mode: &str, ignored: &[String]) -> Result<(), Error> {
+    let command = Cli::command();
+    let given: Vec<String> = command
+        .get_arguments()
+        .filter(|a| ignored.iter().any(|id| a.get_id() == id.as_str()))
+        .filter(|a| {
+            matches.value_source(a.get_id().as_str())
+                == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{} cannot be used with {mode}: it would be ignored; leave it out",
+        given.join(", ")
+    )))
+}
+
 fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), Error> {
-    let (config_path, file) = FileConfig::load(cli.config.as_deref())?;
-    let mut settings = Settings::resolve(cli, matches, file)?;
-    settings.config_path = config_path;
+    refuse_ignored_flags(cli, matches)?;
+    let file = FileConfig::load(cli.config.as_deref())?;
+    let settings = Settings::resolve(cli, matches, file)?;
     if settings.server.as_ref().is_some_and(|s| s.insecure) {
-        ui.warn(
+        Ui::warn_always(
             "--insecure: the server's certificate is NOT verified; anyone on the path can read \
              and change this session",
         );

@@ -1,7 +1,7 @@
 //! `--probe`: connect, show what the server offers, send no mail (cli.md "Probe").
 use serde_json::json;
 
-use super::Ctx;
+use super::{error_report, Ctx};
 use crate::client::Dialer;
 use crate::error::Error;
 use crate::report::{Report, TlsReport};
@@ -14,7 +14,19 @@ pub fn probe(ctx: &Ctx) -> Result<(Report, i32), Error> {
         .as_ref()
         .ok_or_else(|| Error::Usage("--probe needs --server HOST[:PORT]".into()))?;
     let dialer = Dialer::without_credentials(server, ctx.ui.verbose)?;
-    let conn = dialer.open(true)?;
+    let conn = match dialer.open(true) {
+        Ok(conn) => conn,
+        Err(e) => {
+            // The report names the server that failed, as a failed send does.
+            eprintln!("quizmail: error: {e}");
+            let report = Report {
+                server: Some(server.display()),
+                error: Some(error_report(&e)),
+                ..Report::default()
+            };
+            return Ok((report, e.exit_code()));
+        }
+    };
     let session = conn.session();
     let caps = session
         .capabilities()

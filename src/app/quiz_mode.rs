@@ -1,10 +1,10 @@
 //! Quiz mode (the default): take the test in the terminal, then mail the results.
 use std::io::{self, IsTerminal, Write};
 
-use super::send::envelope_for;
-use super::{addresses, alignment, deliver_one, random16, sender, Content, Ctx};
+use super::send::{envelope_for, envelope_sender};
+use super::{addresses, alignment, deliver_one, random16, sender, with_flag, Content, Ctx};
 use crate::error::Error;
-use crate::message::{parse_header_arg, Attachment, Compose, Mailbox};
+use crate::message::{header, parse_header_arg, Attachment, Compose, Mailbox};
 use crate::quiz::{self, Attempt, Quiz, QuizReport, RunOptions};
 use crate::report::Report;
 
@@ -17,7 +17,7 @@ pub fn use_color(terminal: bool) -> bool {
 pub fn extra_headers(cli: &crate::cli::Cli) -> Result<Vec<(String, String)>, Error> {
     cli.headers
         .iter()
-        .map(|h| parse_header_arg(h).map_err(|e| super::with_flag("--header", e)))
+        .map(|h| parse_header_arg(h).map_err(|e| with_flag("--header", e)))
         .collect()
 }
 
@@ -47,12 +47,17 @@ pub fn quiz(ctx: &Ctx) -> Result<(Report, i32), Error> {
         Some(path) => quiz::load(path)?,
         None => quiz::sample(),
     };
-    // Every address is checked before the test starts: nobody should answer ten questions
-    // to learn that a flag was mistyped.
+    // Every address, header and the subject are checked before the test starts: nobody
+    // should answer ten questions to learn that a flag was mistyped.
     let to = addresses("--target-email", &cli.to)?;
     let cc = addresses("--cc", &cli.cc)?;
     let bcc = addresses("--bcc", &cli.bcc)?;
     let from = sender(&ctx.settings)?;
+    let headers = extra_headers(cli)?;
+    if let Some(subject) = &cli.subject {
+        header::check_text("Subject", subject).map_err(|e| with_flag("--subject", e))?;
+    }
+    envelope_sender(ctx, &from)?;
 
     let interactive = io::stdin().is_terminal();
     let (mut out, out_tty): (Box<dyn Write>, bool) = if cli.json {
@@ -89,7 +94,7 @@ pub fn quiz(ctx: &Ctx) -> Result<(Report, i32), Error> {
     if let Some(subject) = &cli.subject {
         compose.subject = subject.clone();
     }
-    compose.headers = extra_headers(cli)?;
+    compose.headers = headers;
     let envelope = envelope_for(ctx, &compose)?;
     if interactive && !cli.yes && !cli.dry_run {
         let names: Vec<String> = envelope

@@ -121,11 +121,18 @@ pub fn envelope_for(ctx: &Ctx, compose: &Compose) -> Result<Envelope, Error> {
         .cloned()
         .collect();
     dedup(&mut recipients);
-    let from = match &ctx.cli.envelope_from {
-        Some(e) => Mailbox::parse(e).map_err(|e| with_flag("--envelope-from", e))?,
-        None => compose.from.clone(),
-    };
-    Ok(Envelope { from, recipients })
+    Ok(Envelope {
+        from: envelope_sender(ctx, &compose.from)?,
+        recipients,
+    })
+}
+
+/// MAIL FROM: `--envelope-from`, else the From address (which keeps SPF aligned).
+pub fn envelope_sender(ctx: &Ctx, from: &Mailbox) -> Result<Mailbox, Error> {
+    match &ctx.cli.envelope_from {
+        Some(e) => Mailbox::parse(e).map_err(|e| with_flag("--envelope-from", e)),
+        None => Ok(from.clone()),
+    }
 }
 
 /// Removes repeated addresses (case-insensitive domain), keeping the first.

@@ -80,7 +80,7 @@ impl Report {
     pub fn human(&self) -> String {
         let mut out = String::new();
         match self.transport {
-            Transport::DryRun => out.push_str("Dry run: the message above was NOT sent.\n"),
+            Transport::DryRun => out.push_str("Dry run: the message was NOT sent.\n"),
             Transport::Outbox => {
                 if let Some(path) = &self.outbox_path {
                     out.push_str(&format!(

@@ -508,6 +508,11 @@ pub fn deliver_one(
         report.accepted = recipients;
         if announce {
             ctx.ui.say(&report.human());
+            if ctx.cli.json && ctx.cli.save.is_none() {
+                ctx.ui.say(
+                    "With --json the message itself is not printed; add --save FILE to keep it.",
+                );
+            }
         }
         return Ok((report, 0));
     }

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 mod real;
-use real::{quizmail_bin, run_bounded, unique, var, Run};
+use real::{unique, var, Run};
 
 const SENDER: &str = "sender@example.test";
 const REJECTED: &str = "nobody@example.test";
@@ -50,11 +50,7 @@ fn ca_file() -> String {
 /// Runs the binary with `args`, the password in SMTP_PASSWORD, nothing else from the
 /// environment, bounded by RUN_LIMIT.
 fn quizmail(args: &[String], password: Option<&str>) -> Run {
-    let env: Vec<(&str, &str)> = password
-        .map(|pw| ("SMTP_PASSWORD", pw))
-        .into_iter()
-        .collect();
-    run_bounded(quizmail_bin(), args, &env, b"", RUN_LIMIT)
+    real::quizmail(args, password, RUN_LIMIT)
 }
 
 struct Send {

@@ -17,7 +17,7 @@ use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::Value;
 
 mod real;
-use real::{quizmail_bin, run_bounded, unique, var, Run};
+use real::{run_bounded, unique, var, Run};
 
 const SENDER: &str = "sender@example.test";
 /// Hard bound on one run of the binary or of dkimpy; `--timeout 10` should end it long before.
@@ -37,15 +37,9 @@ fn assert_ok(run: &Run) -> Value {
     j
 }
 
+/// The binary with the test password, bounded by RUN_LIMIT.
 fn quizmail(args: &[String]) -> Run {
-    let pw = var("QUIZMAIL_IT_PASSWORD");
-    run_bounded(
-        quizmail_bin(),
-        args,
-        &[("SMTP_PASSWORD", pw.as_str())],
-        b"",
-        RUN_LIMIT,
-    )
+    real::quizmail(args, Some(&var("QUIZMAIL_IT_PASSWORD")), RUN_LIMIT)
 }
 
 fn strings(list: &[&str]) -> Vec<String> {

@@ -17,7 +17,7 @@ use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::Value;
 
 mod real;
-use real::{quizmail_bin, run_bounded, unique, var, Run};
+use real::{unique, var, Run};
 
 const SENDER: &str = "quiz@example.test";
 /// Hard bound on one grade run (about 200 messages, a debug build).
@@ -28,16 +28,9 @@ const PASS_PERCENT: usize = 60;
 /// The correct choice of each question, as an index (0 = a).
 const KEY: [usize; 5] = [2, 0, 3, 1, 0];
 
-/// Runs the binary with a cleared environment (the password in SMTP_PASSWORD), bounded.
+/// The binary with the test password, bounded by RUN_LIMIT.
 fn quizmail(args: &[String]) -> Run {
-    let password = var("QUIZMAIL_IT_PASSWORD");
-    run_bounded(
-        quizmail_bin(),
-        args,
-        &[("SMTP_PASSWORD", password.as_str())],
-        b"",
-        RUN_LIMIT,
-    )
+    real::quizmail(args, Some(&var("QUIZMAIL_IT_PASSWORD")), RUN_LIMIT)
 }
 
 // ---- the quiz and the class, and the figures computed here ------------------------------------

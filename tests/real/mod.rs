@@ -142,6 +142,16 @@ pub fn run_bounded(
     }
 }
 
+/// Runs the binary with `args`, the password (if any) in SMTP_PASSWORD and nothing else from
+/// the environment, bounded by `limit`.
+pub fn quizmail(args: &[String], password: Option<&str>, limit: Duration) -> Run {
+    let env: Vec<(&str, &str)> = password
+        .map(|pw| ("SMTP_PASSWORD", pw))
+        .into_iter()
+        .collect();
+    run_bounded(quizmail_bin(), args, &env, b"", limit)
+}
+
 /// The quizmail binary under test.
 pub fn quizmail_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_quizmail"))

@@ -11,17 +11,9 @@ use clap::{ArgAction, Parser, ValueEnum};
 /// for 10 minutes at most), and a deadline of `now + timeout` must not overflow.
 pub const MAX_TIMEOUT_SECS: u64 = 86_400;
 
-/// How the connection is protected (cli.md "Server").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    /// STARTTLS on a plain connection, required: a server that does not offer it is an error.
-    Starttls,
-    /// TLS from the first byte (RFC 8314), port 465.
-    Implicit,
-    /// No TLS at all; credentials only with CRAM-MD5 unless a mechanism is named.
-    None,
-}
+/// How the connection is protected (cli.md "Server"): the session's own type, named on the
+/// command line and in the config file by [`TlsMode::as_str`].
+pub use crate::smtp::TlsMode;
 
 impl TlsMode {
     pub fn as_str(self) -> &'static str {
@@ -30,6 +22,41 @@ impl TlsMode {
             TlsMode::Implicit => "implicit",
             TlsMode::None => "none",
         }
+    }
+
+    /// Whether a TLS configuration is needed.
+    pub fn is_tls(self) -> bool {
+        self != TlsMode::None
+    }
+}
+
+impl ValueEnum for TlsMode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[TlsMode::Starttls, TlsMode::Implicit, TlsMode::None]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let help = match self {
+            TlsMode::Starttls => {
+                "STARTTLS on a plain connection, required: a server that does not offer it is an error"
+            }
+            TlsMode::Implicit => "TLS from the first byte (RFC 8314), port 465",
+            TlsMode::None => "No TLS at all; credentials only with CRAM-MD5 unless a mechanism is named",
+        };
+        Some(clap::builder::PossibleValue::new(self.as_str()).help(help))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TlsMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TlsMode, D::Error> {
+        let name = String::deserialize(d)?;
+        TlsMode::value_variants()
+            .iter()
+            .copied()
+            .find(|m| m.as_str() == name)
+            .ok_or_else(|| {
+                serde::de::Error::unknown_variant(&name, &["starttls", "implicit", "none"])
+            })
     }
 }
 

@@ -1,14 +1,15 @@
-//! The top-level error and the one place where errors become exit codes (cli.md "Exit status",
-//! sysexits.h as msmtp and sendmail use them) and JSON `error.kind` values.
+//! The top-level error and the one path from an error to its exit code (cli.md "Exit status",
+//! sysexits.h as msmtp and sendmail use them), its JSON `error` object and its stderr lines.
 use crate::config::ConfigError;
 use crate::dkim::{self, DkimError};
+use crate::driver::{DriverError, Retryable};
 use crate::message::{self, MessageError};
 use crate::quiz::{self, QuizError};
-use crate::report::Rejected;
+use crate::report::{ErrorReport, Rejected};
 use crate::smtp::{self, SmtpError};
 use crate::transport::{self, TransportError};
 
-/// What went wrong, in the contract's terms.
+/// What went wrong, in the contract's terms: one row of the exit table each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
     /// 64: bad command line.
@@ -19,6 +20,10 @@ pub enum Class {
     NoInput,
     /// 69: the server refused for good (5xx).
     Permanent,
+    /// 70: a bug.
+    Internal,
+    /// 73: an output file (outbox, `--save`) cannot be created or written.
+    CantCreate,
     /// 75: try again later (connection, timeout, 4xx, 421, drop).
     Temporary,
     /// 76: the server broke the protocol.
@@ -38,6 +43,8 @@ impl Class {
             Class::Data => 65,
             Class::NoInput => 66,
             Class::Permanent => 69,
+            Class::Internal => 70,
+            Class::CantCreate => 73,
             Class::Temporary => 75,
             Class::Protocol => 76,
             Class::Auth => 77,
@@ -51,11 +58,12 @@ impl Class {
             Class::Usage => "usage",
             Class::Data | Class::NoInput => "input",
             Class::Permanent => "permanent",
+            Class::Internal => "internal",
+            Class::CantCreate | Class::Config => "config",
             Class::Temporary => "temporary",
             Class::Protocol => "protocol",
             Class::Auth => "auth",
             Class::Tls => "tls",
-            Class::Config => "config",
         }
     }
 }
@@ -90,14 +98,9 @@ pub enum Error {
         context: String,
         source: MessageError,
     },
+    /// The connection or the session failed.
     #[error(transparent)]
-    Smtp(#[from] SmtpError),
-    /// A network failure; `maybe_delivered` when the end of the data had been sent.
-    #[error("{source}{}", if *maybe_delivered { " (the message may have been delivered, so it is not sent again)" } else { "" })]
-    Transport {
-        source: TransportError,
-        maybe_delivered: bool,
-    },
+    Driver(#[from] DriverError),
     /// The transaction failed; the recipients refused on the way are kept for the report and
     /// named in the message, since "no recipient was accepted" alone says neither who nor why.
     #[error("{source}{}", refusals(source, rejected))]
@@ -107,12 +110,15 @@ pub enum Error {
     },
     /// The message went out, but not to everyone.
     #[error("{count} of {of} recipients refused")]
-    Rejected {
+    PartlyRefused {
         count: usize,
         of: usize,
         /// Every refusal was a 4xx: those recipients may be tried later.
         transient: bool,
     },
+    /// A case that cannot happen: a bug.
+    #[error("internal error (a bug, please report it): {0}")]
+    Internal(String),
 }
 
 /// `; RCPT TO:<a@x> refused: 550 5.1.1 User unknown` for each refused recipient, when those
@@ -148,24 +154,25 @@ impl From<MessageError> for Error {
 
 impl From<TransportError> for Error {
     fn from(source: TransportError) -> Error {
-        Error::network(source, false)
+        Error::Driver(source.into())
+    }
+}
+
+impl From<SmtpError> for Error {
+    fn from(source: SmtpError) -> Error {
+        Error::Driver(source.into())
     }
 }
 
 impl Error {
-    pub fn network(source: TransportError, maybe_delivered: bool) -> Error {
-        Error::Transport {
-            source,
-            maybe_delivered,
-        }
-    }
-
+    /// The one place an error becomes a row of the exit table.
     pub fn class(&self) -> Class {
         match self {
             Error::Usage(_) => Class::Usage,
             Error::Data(_) => Class::Data,
             Error::Input { .. } => Class::NoInput,
-            Error::Output { .. } | Error::Config(_) => Class::Config,
+            Error::Output { .. } => Class::CantCreate,
+            Error::Config(_) => Class::Config,
             Error::Dkim(e) => match e.class() {
                 dkim::ErrorClass::Input => Class::NoInput,
                 dkim::ErrorClass::Config => Class::Config,
@@ -180,14 +187,18 @@ impl Error {
                 message::ErrorClass::Data => Class::Data,
                 message::ErrorClass::Input => Class::NoInput,
             },
-            Error::Smtp(e) | Error::Delivery { source: e, .. } => smtp_class(e),
-            Error::Transport { source, .. } => match source.class() {
+            Error::Driver(DriverError::Smtp(e)) | Error::Delivery { source: e, .. } => {
+                smtp_class(e)
+            }
+            Error::Driver(DriverError::Transport { source, .. }) => match source.class() {
                 transport::ErrorClass::Temporary => Class::Temporary,
                 transport::ErrorClass::Protocol => Class::Protocol,
-                transport::ErrorClass::Config if source.is_tls() => Class::Tls,
+                transport::ErrorClass::Tls => Class::Tls,
                 transport::ErrorClass::Config => Class::Config,
             },
-            Error::Rejected { transient, .. } => {
+            Error::Driver(DriverError::Body(_)) => Class::NoInput,
+            Error::Driver(DriverError::Internal(_)) | Error::Internal(_) => Class::Internal,
+            Error::PartlyRefused { transient, .. } => {
                 if *transient {
                     Class::Temporary
                 } else {
@@ -201,24 +212,43 @@ impl Error {
         self.class().exit_code()
     }
 
+    /// The JSON report's `error` object, which also carries the exit code.
+    pub fn report(&self) -> ErrorReport {
+        let class = self.class();
+        ErrorReport {
+            kind: class.kind(),
+            message: self.to_string(),
+            exit_code: class.exit_code(),
+            hint: None,
+        }
+    }
+}
+
+impl Retryable for Error {
     /// `--retries` applies: a temporary failure that cannot have delivered the message.
-    pub fn is_retryable(&self) -> bool {
+    fn is_retryable(&self) -> bool {
         let maybe_delivered = match self {
-            Error::Transport {
-                maybe_delivered, ..
-            } => *maybe_delivered,
-            Error::Smtp(e) | Error::Delivery { source: e, .. } => e.may_have_been_delivered(),
+            Error::Driver(e) => e.maybe_delivered(),
+            Error::Delivery { source, .. } => source.may_have_been_delivered(),
             // Part of the message went out: sending it again would duplicate it.
-            Error::Rejected { .. } => return false,
             _ => return false,
         };
         self.class() == Class::Temporary && !maybe_delivered
     }
 }
 
+/// The one error printer: the error line, and the hint line when there is one.
+pub fn print(report: &ErrorReport) {
+    eprintln!("quizmail: error: {}", report.message);
+    if let Some(hint) = &report.hint {
+        eprintln!("hint: {hint}");
+    }
+}
+
 fn smtp_class(e: &SmtpError) -> Class {
     match e {
         SmtpError::StartTlsNotOffered => Class::Tls,
+        SmtpError::Misuse(_) => Class::Internal,
         _ => match e.class() {
             smtp::ErrorClass::Temporary => Class::Temporary,
             smtp::ErrorClass::Permanent => Class::Permanent,

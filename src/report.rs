@@ -41,6 +41,8 @@ pub struct ErrorReport {
     pub kind: &'static str,
     pub message: String,
     pub exit_code: i32,
+    /// One line naming the fix when the usual cause is the user's setup (cli.md "Diagnostics").
+    pub hint: Option<String>,
 }
 
 /// One message's report; in grade mode the top-level report carries one per message.
@@ -66,7 +68,36 @@ pub struct Report {
     pub messages: Option<Vec<Report>>,
     /// `--probe`: what the server offers.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub probe: Option<serde_json::Value>,
+    pub probe: Option<ProbeReport>,
+}
+
+/// What `--probe` found (cli.md "Probe").
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ProbeReport {
+    pub greeting: Option<String>,
+    /// Shown only, never acted on (RFC 3207 §4.2).
+    pub capabilities_before_tls: Option<Vec<String>>,
+    pub capabilities: Vec<String>,
+    pub certificates: Vec<CertificateReport>,
+    pub auth_mechanisms: Vec<String>,
+    /// What `--auth auto` would pick.
+    pub auth_auto: Option<String>,
+    pub size_limit: Option<u64>,
+    pub pipelining: bool,
+    pub chunking: bool,
+    pub smtputf8: bool,
+    #[serde(rename = "8bitmime")]
+    pub eight_bit_mime: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CertificateReport {
+    pub subject: String,
+    pub issuer: String,
+    pub not_before: String,
+    pub not_after: String,
+    /// The value `--tls-fingerprint` takes.
+    pub sha256: String,
 }
 
 impl Report {

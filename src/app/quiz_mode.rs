@@ -1,44 +1,19 @@
 //! Quiz mode (the default): take the test in the terminal, then mail the results.
 use std::io::{self, IsTerminal, Write};
 
-use super::send::{envelope_for, envelope_sender};
-use super::{addresses, alignment, deliver_one, random16, sender, with_flag, Content, Ctx};
+use super::compose::{
+    addresses, addressing, envelope_sender, extra_headers, results_message, sender, with_flag,
+};
+use super::delivery::{alignment, deliver_one, Content};
+use super::Ctx;
 use crate::error::Error;
-use crate::message::{header, parse_header_arg, Attachment, Compose, Mailbox};
-use crate::quiz::{self, Attempt, Quiz, QuizReport, RunOptions};
+use crate::message::{header, Mailbox};
+use crate::quiz::{self, QuizReport, RunOptions};
 use crate::report::Report;
 
 /// ANSI colour only on a terminal and never with NO_COLOR set (no-color.org).
 pub fn use_color(terminal: bool) -> bool {
     terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-/// `--header` values, for every message a run sends.
-pub fn extra_headers(cli: &crate::cli::Cli) -> Result<Vec<(String, String)>, Error> {
-    cli.headers
-        .iter()
-        .map(|h| parse_header_arg(h).map_err(|e| with_flag("--header", e)))
-        .collect()
-}
-
-/// The results message of cli.md: text and HTML alternatives plus `results.csv`.
-pub fn results_message(
-    quiz: &Quiz,
-    attempt: &Attempt,
-    from: Mailbox,
-    to: Vec<Mailbox>,
-    ctx: &Ctx,
-) -> Compose {
-    let mut c = Compose::new(from, ctx.now, random16());
-    c.to = to;
-    c.subject = quiz::subject(quiz, &attempt.name, &attempt.score);
-    c.text = Some(quiz::results_text(quiz, attempt).into_bytes());
-    c.html = Some(quiz::results_html(quiz, attempt).into_bytes());
-    c.attachments = vec![Attachment::Data {
-        filename: "results.csv".into(),
-        data: quiz::results_csv(quiz, attempt).into_bytes(),
-    }];
-    c
 }
 
 pub fn quiz(ctx: &Ctx) -> Result<(Report, i32), Error> {
@@ -57,7 +32,7 @@ pub fn quiz(ctx: &Ctx) -> Result<(Report, i32), Error> {
     if let Some(subject) = &cli.subject {
         header::check_text("Subject", subject).map_err(|e| with_flag("--subject", e))?;
     }
-    envelope_sender(ctx, &from)?;
+    envelope_sender(cli, &from)?;
 
     let interactive = io::stdin().is_terminal();
     let (mut out, out_tty): (Box<dyn Write>, bool) = if cli.json {
@@ -88,14 +63,14 @@ pub fn quiz(ctx: &Ctx) -> Result<(Report, i32), Error> {
             .say("No --target-email given: the results were not mailed.");
         return Ok((no_mail, 0));
     }
-    let mut compose = results_message(&quiz, &attempt, from.clone(), to, ctx);
+    let mut compose = results_message(&quiz, &attempt, from.clone(), to, ctx.now);
     compose.cc = cc;
     compose.bcc = bcc;
     if let Some(subject) = &cli.subject {
         compose.subject = subject.clone();
     }
     compose.headers = headers;
-    let envelope = envelope_for(ctx, &compose)?;
+    let envelope = addressing(cli, &compose)?;
     if interactive && !cli.yes && !cli.dry_run {
         let names: Vec<String> = envelope
             .recipients

@@ -2,8 +2,9 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::{addresses, alignment, deliver_one, random16, sender, with_flag, Content, Ctx};
-use crate::client::Envelope;
+use super::compose::{addresses, addressing, dedup, random16, sender, with_flag, Addressing};
+use super::delivery::{alignment, deliver_one, Content};
+use super::Ctx;
 use crate::error::Error;
 use crate::message::{parse_header_arg, Attachment, Compose, Mailbox, Prepared};
 use crate::report::Report;
@@ -67,7 +68,7 @@ pub fn send(ctx: &mut Ctx) -> Result<(Report, i32), Error> {
             }
             alignment(ctx, a, &from);
         }
-        let envelope = Envelope { from, recipients };
+        let envelope = Addressing { from, recipients };
         return deliver_one(
             ctx,
             &Content::Prepared(Box::new(prepared)),
@@ -99,7 +100,7 @@ pub fn send(ctx: &mut Ctx) -> Result<(Report, i32), Error> {
     compose.attachments = cli.attach.iter().cloned().map(Attachment::File).collect();
     compose.inline = cli.inline.iter().cloned().map(Attachment::File).collect();
 
-    let envelope = envelope_for(ctx, &compose)?;
+    let envelope = addressing(ctx.cli, &compose)?;
     alignment(ctx, &from, &envelope.from);
     deliver_one(
         ctx,
@@ -108,35 +109,4 @@ pub fn send(ctx: &mut Ctx) -> Result<(Report, i32), Error> {
         None,
         true,
     )
-}
-
-/// The envelope of a composed message: every To, Cc and Bcc once; MAIL FROM from
-/// `--envelope-from` or the From address (which keeps SPF aligned).
-pub fn envelope_for(ctx: &Ctx, compose: &Compose) -> Result<Envelope, Error> {
-    let mut recipients: Vec<Mailbox> = compose
-        .to
-        .iter()
-        .chain(&compose.cc)
-        .chain(&compose.bcc)
-        .cloned()
-        .collect();
-    dedup(&mut recipients);
-    Ok(Envelope {
-        from: envelope_sender(ctx, &compose.from)?,
-        recipients,
-    })
-}
-
-/// MAIL FROM: `--envelope-from`, else the From address (which keeps SPF aligned).
-pub fn envelope_sender(ctx: &Ctx, from: &Mailbox) -> Result<Mailbox, Error> {
-    match &ctx.cli.envelope_from {
-        Some(e) => Mailbox::parse(e).map_err(|e| with_flag("--envelope-from", e)),
-        None => Ok(from.clone()),
-    }
-}
-
-/// Removes repeated addresses (case-insensitive domain), keeping the first.
-fn dedup(list: &mut Vec<Mailbox>) {
-    let mut seen = std::collections::HashSet::new();
-    list.retain(|m| seen.insert((m.local.clone(), m.domain.to_lowercase())));
 }

@@ -391,6 +391,7 @@ pub struct Session {
     transactions: usize,
     txn: Option<Transaction>,
     data_in_flight: bool,
+    replies: u64,
 }
 
 impl Session {
@@ -418,6 +419,7 @@ impl Session {
             transactions: 0,
             txn: None,
             data_in_flight: false,
+            replies: 0,
         })
     }
 
@@ -465,6 +467,11 @@ impl Session {
     /// taken the message, so it must not be sent again.
     pub fn data_in_flight(&self) -> bool {
         self.data_in_flight
+    }
+
+    /// How many whole replies have been received: a driver bounds the wait for each reply.
+    pub fn replies_received(&self) -> u64 {
+        self.replies
     }
 
     pub fn greeting(&self) -> Option<&Reply> {
@@ -531,6 +538,7 @@ impl Session {
                 }
             };
             input = &input[consumed..];
+            self.replies += 1;
             if self.record {
                 self.transcript
                     .extend(reply.raw_lines().iter().map(|l| format!("S: {l}")));

@@ -12,8 +12,10 @@ pub enum ErrorClass {
     /// The server broke the protocol (`EX_PROTOCOL`, 76): data after `220` to STARTTLS, a TLS
     /// handshake or record failure that is not about the certificate.
     Protocol,
-    /// The configuration cannot work as given (`EX_CONFIG`, 78): certificate rejected, CA file
-    /// or fingerprint unusable.
+    /// The server's certificate was rejected (`EX_CONFIG`, 78, reported as a TLS error).
+    Tls,
+    /// The configuration cannot work as given (`EX_CONFIG`, 78): CA file, fingerprint or server
+    /// name unusable.
     Config,
 }
 
@@ -146,19 +148,11 @@ impl TransportError {
             | Self::Closed { .. }
             | Self::Io { .. } => ErrorClass::Temporary,
             Self::Tls { .. } | Self::InjectedData | Self::AlreadyTls => ErrorClass::Protocol,
-            Self::Certificate { .. }
-            | Self::CaFile { .. }
-            | Self::Fingerprint { .. }
-            | Self::ServerName { .. } => ErrorClass::Config,
+            Self::Certificate { .. } => ErrorClass::Tls,
+            Self::CaFile { .. } | Self::Fingerprint { .. } | Self::ServerName { .. } => {
+                ErrorClass::Config
+            }
         }
-    }
-
-    /// Whether the JSON report should call this a `"tls"` error rather than by its class.
-    pub fn is_tls(&self) -> bool {
-        matches!(
-            self,
-            Self::Certificate { .. } | Self::Tls { .. } | Self::InjectedData | Self::AlreadyTls
-        )
     }
 
     /// Classifies an error from `Stream`'s `Read`/`Write` (or a TLS handshake): a socket

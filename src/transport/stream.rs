@@ -1,5 +1,7 @@
 //! The connection the SMTP driver reads and writes: plain TCP, or rustls over TCP after implicit
-//! TLS (RFC 8314 §3.3) or STARTTLS (RFC 3207 §4), with `--timeout` on every socket operation.
+//! TLS (RFC 8314 §3.3) or STARTTLS (RFC 3207 §4). Every write is bounded by the timeout; a read
+//! is bounded by the deadline the driver set for the whole reply it waits for, so a server that
+//! trickles bytes cannot stretch a wait past `--timeout`.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,19 +15,27 @@ use super::{TlsInfo, TransportError};
 
 const HANDSHAKE: &str = "TLS handshake";
 
-/// A plain or TLS connection. Every `read` and `write` is bounded by the timeout; map their
-/// errors with [`TransportError::from_io`] (a timeout is `Timeout`, never `Closed`). Over TLS,
-/// `write` may leave bytes in rustls's buffer: call `flush` before waiting for a reply.
+/// A plain or TLS connection. Every `write` is bounded by the timeout, every `read` by the
+/// deadline of [`Stream::set_read_deadline`] (else by the timeout); map their errors with
+/// [`TransportError::from_io`] (a timeout is `Timeout`, never `Closed`). Over TLS, `write` may
+/// leave bytes in rustls's buffer: call `flush` before waiting for a reply.
 #[derive(Debug)]
 pub struct Stream {
     inner: Inner,
     timeout: Duration,
+    read_deadline: Option<Instant>,
 }
 
 #[derive(Debug)]
 enum Inner {
     Plain(TcpStream),
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    /// After a failed STARTTLS or `close`: the connection is gone, every operation fails.
+    Gone,
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the connection was closed")
 }
 
 impl Stream {
@@ -35,6 +45,7 @@ impl Stream {
         Ok(Self {
             inner: Inner::Plain(tcp),
             timeout,
+            read_deadline: None,
         })
     }
 
@@ -49,8 +60,9 @@ impl Stream {
         handshake(tcp, server_name, config, timeout)
     }
 
-    /// Upgrades after the server's `220` to STARTTLS (RFC 3207 §4). The plain stream is consumed,
-    /// so nothing read in cleartext can be used afterwards.
+    /// Upgrades in place after the server's `220` to STARTTLS (RFC 3207 §4). The plain socket is
+    /// handed to rustls and gone, so nothing read in cleartext can be used afterwards; on failure
+    /// the stream is closed for good.
     ///
     /// The caller must first check that its own reply buffer is empty; this checks the socket:
     /// a byte already waiting there is `InjectedData` (RFC 3207 §6 / CVE-2011-0411, "data sent
@@ -58,16 +70,27 @@ impl Stream {
     /// the TLS handshake; they reach rustls as records and fail the handshake as a TLS error,
     /// so they are never taken as SMTP replies either way.
     pub fn starttls(
-        self,
+        &mut self,
         server_name: ServerName<'static>,
         config: Arc<ClientConfig>,
-    ) -> Result<Self, TransportError> {
-        let tcp = match self.inner {
+    ) -> Result<(), TransportError> {
+        let tcp = match std::mem::replace(&mut self.inner, Inner::Gone) {
             Inner::Plain(tcp) => tcp,
-            Inner::Tls(_) => return Err(TransportError::AlreadyTls),
+            tls @ Inner::Tls(_) => {
+                self.inner = tls;
+                return Err(TransportError::AlreadyTls);
+            }
+            Inner::Gone => return Err(TransportError::closed("STARTTLS")),
         };
         ensure_nothing_waiting(&tcp)?;
-        handshake(tcp, server_name, config, self.timeout)
+        *self = handshake(tcp, server_name, config, self.timeout)?;
+        Ok(())
+    }
+
+    /// Bounds every read until the next call: the driver sets it when it starts waiting for a
+    /// reply, so `--timeout` covers the whole reply, however it is cut into segments.
+    pub fn set_read_deadline(&mut self, deadline: Option<Instant>) {
+        self.read_deadline = deadline;
     }
 
     /// Whether the connection runs TLS (the AUTH `auto` rule of cli.md depends on it).
@@ -78,7 +101,7 @@ impl Stream {
     /// Version, cipher and certificate chain; `None` on a plain connection.
     pub fn tls_info(&self) -> Option<TlsInfo> {
         match &self.inner {
-            Inner::Plain(_) => None,
+            Inner::Plain(_) | Inner::Gone => None,
             Inner::Tls(tls) => Some(TlsInfo::from_connection(&tls.conn)),
         }
     }
@@ -90,21 +113,22 @@ impl Stream {
 
     /// The server's address, for the report and `-v`.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp().peer_addr()
+        self.tcp()?.peer_addr()
     }
 
     /// Our address, for the default EHLO address literal (`[127.0.0.1]`).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp().local_addr()
+        self.tcp()?.local_addr()
     }
 
     /// Ends the connection: over TLS sends close_notify first (RFC 8446 §6.1) so the server
     /// sees a clean end rather than a truncation. A server that already closed (after `221`)
     /// is the normal end, not an error.
-    pub fn close(self) -> Result<(), TransportError> {
+    pub fn close(&mut self) -> Result<(), TransportError> {
         const CLOSING: &str = "closing the connection";
         let already_closed = |err: &TransportError| matches!(err, TransportError::Closed { .. });
-        let tcp = match self.inner {
+        let tcp = match std::mem::replace(&mut self.inner, Inner::Gone) {
+            Inner::Gone => return Ok(()),
             Inner::Plain(tcp) => tcp,
             Inner::Tls(mut tls) => {
                 tls.conn.send_close_notify();
@@ -131,28 +155,43 @@ impl Stream {
         }
     }
 
-    fn tcp(&self) -> &TcpStream {
+    fn tcp(&self) -> io::Result<&TcpStream> {
         match &self.inner {
-            Inner::Plain(tcp) => tcp,
-            Inner::Tls(tls) => &tls.sock,
+            Inner::Plain(tcp) => Ok(tcp),
+            Inner::Tls(tls) => Ok(&tls.sock),
+            Inner::Gone => Err(gone()),
         }
     }
 }
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(deadline) = self.read_deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            self.tcp()?.set_read_timeout(Some(left))?;
+        }
         match &mut self.inner {
             Inner::Plain(tcp) => tcp.read(buf),
             Inner::Tls(tls) => tls.read(buf),
+            Inner::Gone => Err(gone()),
         }
     }
 }
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // rustls may read inside a write (a post-handshake message): that read gets the
+        // write's timeout, not a stale reply deadline.
+        if self.read_deadline.take().is_some() {
+            self.tcp()?.set_read_timeout(Some(self.timeout))?;
+        }
         match &mut self.inner {
             Inner::Plain(tcp) => tcp.write(buf),
             Inner::Tls(tls) => tls.write(buf),
+            Inner::Gone => Err(gone()),
         }
     }
 
@@ -160,6 +199,7 @@ impl Write for Stream {
         match &mut self.inner {
             Inner::Plain(tcp) => tcp.flush(),
             Inner::Tls(tls) => tls.flush(),
+            Inner::Gone => Err(gone()),
         }
     }
 }
@@ -191,6 +231,7 @@ fn handshake(
     Ok(Stream {
         inner: Inner::Tls(Box::new(StreamOwned::new(conn, tcp))),
         timeout,
+        read_deadline: None,
     })
 }
 

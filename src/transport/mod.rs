@@ -10,10 +10,10 @@
 //! let timeout = Duration::from_secs(60);
 //! let config = TlsPolicy::WebRoots.client_config()?; // once per run
 //! let tcp = connect("smtp.example.com", 587, timeout)?;
-//! let plain = Stream::plain(tcp, timeout)?;
+//! let mut stream = Stream::plain(tcp, timeout)?;
 //! // ... greeting, EHLO, STARTTLS, 220, own reply buffer checked empty ...
-//! let tls = plain.starttls(server_name("smtp.example.com")?, config)?;
-//! let info = tls.tls_info();
+//! stream.starttls(server_name("smtp.example.com")?, config)?;
+//! let info = stream.tls_info();
 //! # Ok(()) }
 //! ```
 
@@ -219,7 +219,7 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(cert.class(), ErrorClass::Config);
+        assert_eq!(cert.class(), ErrorClass::Tls);
         assert!(cert
             .to_string()
             .contains("use --ca-file or --tls-fingerprint"));

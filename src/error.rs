@@ -263,6 +263,227 @@ fn smtp_class(e: &SmtpError) -> Class {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smtp::{Mechanism, Reply, ReplyError, Stage};
+    use crate::transport::CertProblem;
+
+    fn reply(code: u16) -> Reply {
+        Reply::new(code, None, vec!["text".into()])
+    }
+
+    fn io(kind: std::io::ErrorKind) -> std::io::Error {
+        std::io::Error::from(kind)
+    }
+
+    /// Every row of the exit table in cli.md, with the JSON `error.kind` beside it. (0 is the
+    /// absence of an error.)
+    #[test]
+    fn every_row_of_the_exit_table() {
+        let transport = |source| Error::Driver(DriverError::from(source));
+        let rows: Vec<(Error, i32, &str)> = vec![
+            (Error::Usage("bad flag".into()), 64, "usage"),
+            (
+                Error::Message {
+                    context: "--to".into(),
+                    source: MessageError::NeedsSmtpUtf8("jörg@x.test".into()),
+                },
+                65,
+                "input",
+            ),
+            (SmtpError::NeedsSmtpUtf8.into(), 65, "input"),
+            (Error::Data("roster line 3".into()), 65, "input"),
+            (
+                Error::Input {
+                    what: "attachment a.pdf".into(),
+                    source: io(std::io::ErrorKind::NotFound),
+                },
+                66,
+                "input",
+            ),
+            (
+                Error::Delivery {
+                    source: SmtpError::Rejected {
+                        stage: Stage::MailFrom,
+                        reply: reply(550),
+                    },
+                    rejected: vec![],
+                },
+                69,
+                "permanent",
+            ),
+            (
+                Error::PartlyRefused {
+                    count: 1,
+                    of: 2,
+                    transient: false,
+                },
+                69,
+                "permanent",
+            ),
+            (Error::Internal("cannot happen".into()), 70, "internal"),
+            (
+                DriverError::Internal("cannot happen").into(),
+                70,
+                "internal",
+            ),
+            (SmtpError::Misuse("out of order").into(), 70, "internal"),
+            (
+                Error::Output {
+                    what: "the outbox".into(),
+                    source: io(std::io::ErrorKind::PermissionDenied),
+                },
+                73,
+                "config",
+            ),
+            (
+                transport(TransportError::Connect {
+                    target: "x:587".into(),
+                    tried: 1,
+                    source: io(std::io::ErrorKind::ConnectionRefused),
+                }),
+                75,
+                "temporary",
+            ),
+            (
+                transport(TransportError::Timeout {
+                    during: "greeting".into(),
+                }),
+                75,
+                "temporary",
+            ),
+            (
+                SmtpError::ServiceClosing {
+                    stage: Stage::RcptTo,
+                    reply: reply(421),
+                }
+                .into(),
+                75,
+                "temporary",
+            ),
+            (
+                Error::Delivery {
+                    source: SmtpError::Rejected {
+                        stage: Stage::Data,
+                        reply: reply(451),
+                    },
+                    rejected: vec![],
+                },
+                75,
+                "temporary",
+            ),
+            (
+                SmtpError::Closed {
+                    stage: Stage::Data,
+                    maybe_delivered: false,
+                }
+                .into(),
+                75,
+                "temporary",
+            ),
+            (
+                SmtpError::Malformed {
+                    stage: Stage::Ehlo,
+                    source: ReplyError::LineTooLong,
+                }
+                .into(),
+                76,
+                "protocol",
+            ),
+            (
+                SmtpError::StartTlsInjection { buffered: 5 }.into(),
+                76,
+                "protocol",
+            ),
+            (transport(TransportError::InjectedData), 76, "protocol"),
+            (
+                SmtpError::UnexpectedReply {
+                    stage: Stage::Data,
+                    reply: reply(250),
+                }
+                .into(),
+                76,
+                "protocol",
+            ),
+            (
+                SmtpError::AuthFailed {
+                    mechanism: Mechanism::Plain,
+                    reply: reply(535),
+                }
+                .into(),
+                77,
+                "auth",
+            ),
+            (
+                SmtpError::AuthRequired { reply: reply(530) }.into(),
+                77,
+                "auth",
+            ),
+            (SmtpError::StartTlsNotOffered.into(), 78, "tls"),
+            (
+                transport(TransportError::Certificate {
+                    problem: CertProblem::Expired,
+                    reason: "expired".into(),
+                }),
+                78,
+                "tls",
+            ),
+            (
+                SmtpError::NoUsableMechanism {
+                    offered: vec![],
+                    tls: false,
+                }
+                .into(),
+                78,
+                "config",
+            ),
+            (
+                Error::Config(ConfigError::NoPassword {
+                    user: "ada".into(),
+                    why: "no terminal".into(),
+                }),
+                78,
+                "config",
+            ),
+        ];
+        for (e, code, kind) in rows {
+            let report = e.report();
+            assert_eq!((report.exit_code, report.kind), (code, kind), "{e:?}");
+            assert_eq!(e.exit_code(), code);
+            assert_eq!(report.message, e.to_string());
+        }
+    }
+
+    #[test]
+    fn only_temporary_failures_that_cannot_have_delivered_are_retried() {
+        let refused = Error::from(TransportError::Connect {
+            target: "x:587".into(),
+            tried: 1,
+            source: io(std::io::ErrorKind::ConnectionRefused),
+        });
+        assert!(refused.is_retryable());
+        let after_data = Error::Driver(DriverError::Transport {
+            source: TransportError::Timeout {
+                during: "end of data".into(),
+            },
+            maybe_delivered: true,
+        });
+        assert!(!after_data.is_retryable());
+        let closed_after_data = Error::from(SmtpError::Closed {
+            stage: Stage::EndOfData,
+            maybe_delivered: true,
+        });
+        assert!(!closed_after_data.is_retryable());
+        let permanent = Error::from(SmtpError::AuthFailed {
+            mechanism: Mechanism::Plain,
+            reply: reply(535),
+        });
+        assert!(!permanent.is_retryable());
+        let partly = Error::PartlyRefused {
+            count: 1,
+            of: 2,
+            transient: true,
+        };
+        assert!(!partly.is_retryable(), "part of it went out");
+    }
 
     #[test]
     fn delivery_error_names_each_refused_recipient() {

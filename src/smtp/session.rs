@@ -519,7 +519,7 @@ impl Session {
         while !input.is_empty() && !self.is_finished() {
             let (reply, consumed) = match self.parser.parse(input) {
                 Ok(Parsed::Complete { reply, consumed }) => (reply, consumed),
-                Ok(Parsed::Partial) => break,
+                Ok(Parsed::NeedMore) => break,
                 Err(source) => {
                     return self.fail_hard(
                         self.stage(),

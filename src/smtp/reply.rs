@@ -165,10 +165,7 @@ impl Reply {
 
     /// 4yz or 5yz: the command was refused.
     pub fn is_refusal(&self) -> bool {
-        matches!(
-            self.class(),
-            ReplyClass::Transient | ReplyClass::Permanent
-        )
+        matches!(self.class(), ReplyClass::Transient | ReplyClass::Permanent)
     }
 
     /// The text of all lines joined with `\n`.

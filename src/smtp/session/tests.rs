@@ -1,6 +1,7 @@
 use std::collections::VecDeque;
 
 use super::*;
+use crate::smtp::ReplyError;
 use crate::smtp::{AuthChoice, ErrorClass, Secret};
 
 const EHLO_NAME: &str = "client.example.org";
@@ -1456,4 +1457,208 @@ fn queue_id_forms() {
     );
     assert_eq!(id("Ok"), None);
     assert_eq!(id("Message accepted for delivery"), None);
+}
+
+#[test]
+fn rcpt_250_251_252_and_any_2yz_are_success() {
+    let script = "S: 220 mx
+         C: EHLO client.example.org
+         S: 250 mx
+         C: MAIL FROM:<quiz@example.org>
+         S: 251 odd but positive
+         C: RCPT TO:<a@example.com>
+         S: 250 ok
+         C: RCPT TO:<b@example.com>
+         S: 251 user not local; will forward
+         C: RCPT TO:<c@example.com>
+         S: 252 cannot verify, will accept
+         C: RCPT TO:<d@example.com>
+         S: 253 unlisted but positive
+         C: DATA
+         S: 354 go
+         C: <body dot>
+         C: .
+         S: 251 ok, queued as X1
+         C: QUIT
+         S: 221 bye";
+    let rcpts = [
+        "a@example.com",
+        "b@example.com",
+        "c@example.com",
+        "d@example.com",
+    ];
+    let d = run(
+        config(TlsMode::None),
+        vec![envelope(&rcpts, 1, false)],
+        script,
+    );
+    assert!(d.errors.is_empty(), "{:?}", d.errors);
+    let report = &d.reports[0];
+    assert_eq!(report.accepted().collect::<Vec<_>>(), rcpts);
+    assert_eq!(delivered(report).reply.code, 251);
+}
+
+#[test]
+fn intermediate_replies_keep_their_exact_code() {
+    // DATA needs 354: a 2yz there is out of step, not success.
+    let d = run(
+        config(TlsMode::None),
+        vec![envelope(&["a@example.com"], 1, false)],
+        "S: 220 mx
+         C: EHLO client.example.org
+         S: 250 mx
+         C: MAIL FROM:<quiz@example.org>
+         S: 250 ok
+         C: RCPT TO:<a@example.com>
+         S: 250 ok
+         C: DATA
+         S: 250 shifted",
+    );
+    assert!(matches!(
+        error(&d),
+        SmtpError::UnexpectedReply {
+            stage: Stage::Data,
+            ..
+        }
+    ));
+    // EHLO needs 250: another 2yz (here the greeting's 220) is a shifted dialogue.
+    let d = run(
+        config(TlsMode::None),
+        vec![],
+        "S: 220 mx\nC: EHLO client.example.org\nS: 251 what",
+    );
+    assert_eq!(error(&d).class(), ErrorClass::Protocol);
+}
+
+/// Success to AUTH before the exchange sent its final response answers nothing we sent.
+#[test]
+fn auth_success_before_the_final_response_is_a_protocol_error() {
+    let long = "p".repeat(400);
+    let cases = [
+        (
+            AuthChoice::Named(Mechanism::Login),
+            "tanstaaftanstaaf",
+            "C: AUTH LOGIN\nS: 235 2.7.0 ok",
+        ),
+        (
+            AuthChoice::Named(Mechanism::Login),
+            "tanstaaftanstaaf",
+            "C: AUTH LOGIN\nS: 334 VXNlcm5hbWU6\nC: dGlt\nS: 235 2.7.0 ok",
+        ),
+        (
+            AuthChoice::Named(Mechanism::Plain),
+            long.as_str(),
+            "C: AUTH PLAIN\nS: 235 2.7.0 ok",
+        ),
+        (
+            AuthChoice::Named(Mechanism::CramMd5),
+            "tanstaaftanstaaf",
+            "C: AUTH CRAM-MD5\nS: 235 2.7.0 ok",
+        ),
+    ];
+    for (choice, password, exchange) in cases {
+        let script = format!(
+            "S: 220 mx
+             C: EHLO client.example.org
+             S: 250-mx
+             S: 250 AUTH PLAIN LOGIN CRAM-MD5
+             {exchange}"
+        );
+        let mut cfg = with_creds(config(TlsMode::Implicit), choice);
+        if let Some(c) = cfg.credentials.as_mut() {
+            c.password = Secret::from(password.to_string());
+        }
+        let d = run(cfg, vec![], &script);
+        let err = error(&d);
+        assert!(
+            matches!(
+                err,
+                SmtpError::UnsolicitedReply {
+                    stage: Stage::Auth,
+                    ..
+                }
+            ),
+            "{exchange}: {err}"
+        );
+        assert_eq!(err.class(), ErrorClass::Protocol);
+        assert_eq!(d.session.auth_mechanism(), None);
+        assert!(d.ready.is_empty());
+    }
+}
+
+#[test]
+fn auth_plain_without_initial_response_when_the_line_is_too_long() {
+    let password = "p".repeat(400);
+    let response = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("\0tim\0{password}"))
+    };
+    let script = format!(
+        "S: 220 mx
+         C: EHLO client.example.org
+         S: 250-mx
+         S: 250 AUTH PLAIN
+         C: AUTH PLAIN
+         S: 334
+         C: <redacted>
+         S: 235 2.7.0 ok
+         C: QUIT
+         S: 221 bye"
+    );
+    let mut cfg = with_creds(config(TlsMode::Implicit), AuthChoice::Auto);
+    if let Some(c) = cfg.credentials.as_mut() {
+        c.password = Secret::from(password);
+    }
+    let d = run(cfg, vec![], &script.replace("<redacted>", &response));
+    assert!(d.errors.is_empty(), "{:?}", d.errors);
+    assert_eq!(d.session.auth_mechanism(), Some(Mechanism::Plain));
+}
+
+#[test]
+fn control_character_in_a_reply_is_malformed() {
+    let d = run(
+        config(TlsMode::None),
+        vec![],
+        "S: 220 mx\nC: EHLO client.example.org\nS: 250 mx\0evil",
+    );
+    assert!(matches!(
+        error(&d),
+        SmtpError::Malformed {
+            stage: Stage::Ehlo,
+            source: ReplyError::ControlCharacter { .. },
+        }
+    ));
+    assert_eq!(error(&d).class(), ErrorClass::Protocol);
+}
+
+#[test]
+fn a_failure_is_sticky_and_keeps_its_cause() {
+    let script = "S: 220 mx
+         C: EHLO client.example.org
+         S: 250 mx
+         C: MAIL FROM:<quiz@example.org>
+         S: 354 shifted";
+    let mut d = run(
+        config(TlsMode::None),
+        vec![envelope(&["a@example.com"], 1, false)],
+        script,
+    );
+    let same = |e: Result<(), SmtpError>| {
+        matches!(
+            e,
+            Err(SmtpError::UnexpectedReply {
+                stage: Stage::MailFrom,
+                ref reply,
+            }) if reply.code == 354
+        )
+    };
+    assert!(same(Err(error(&d).clone())));
+    let s = &mut d.session;
+    assert!(same(s.receive(b"250 ok\r\n")));
+    assert!(same(s.connection_closed()));
+    assert!(same(s.tls_established()));
+    assert!(same(s.quit()));
+    assert!(same(s.submit(envelope(&["a@example.com"], 1, false))));
+    assert_eq!(s.stage(), Stage::MailFrom);
+    assert!(s.is_finished() && !s.wants_read());
 }

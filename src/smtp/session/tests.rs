@@ -1593,8 +1593,7 @@ fn auth_plain_without_initial_response_when_the_line_is_too_long() {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(format!("\0tim\0{password}"))
     };
-    let script = format!(
-        "S: 220 mx
+    let script = "S: 220 mx
          C: EHLO client.example.org
          S: 250-mx
          S: 250 AUTH PLAIN
@@ -1603,8 +1602,7 @@ fn auth_plain_without_initial_response_when_the_line_is_too_long() {
          C: <redacted>
          S: 235 2.7.0 ok
          C: QUIT
-         S: 221 bye"
-    );
+         S: 221 bye";
     let mut cfg = with_creds(config(TlsMode::Implicit), AuthChoice::Auto);
     if let Some(c) = cfg.credentials.as_mut() {
         c.password = Secret::from(password);

@@ -246,3 +246,57 @@ fn command_item(cmd: &Command, stage: Stage) -> Item {
         log: cmd.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(q: &mut Queue) -> Vec<String> {
+        std::iter::from_fn(|| q.pop_output().map(|(_, log)| log)).collect()
+    }
+
+    fn mail(q: &mut Queue, id: TxnId) {
+        q.command(Command::Rset, Expect::Rset(id));
+        q.command(Command::Data, Expect::Data(id));
+        q.command(Command::Quit, Expect::Quit);
+    }
+
+    #[test]
+    fn with_pipelining_everything_up_to_a_group_end_goes_at_once() {
+        let mut q = Queue::default();
+        q.set_pipelining(true);
+        mail(&mut q, TxnId(0));
+        assert_eq!(written(&mut q), ["RSET", "DATA"]);
+        assert_eq!(q.take_awaited(), Some(Expect::Rset(TxnId(0))));
+        assert_eq!(q.take_awaited(), Some(Expect::Data(TxnId(0))));
+        q.answer_with_body(Expect::EndOfData(TxnId(0)));
+        assert_eq!(
+            written(&mut q),
+            ["<message body, dot-stuffed>", ".", "QUIT"]
+        );
+        assert!(q.awaits_end_of_data());
+    }
+
+    #[test]
+    fn without_pipelining_one_command_per_reply() {
+        let mut q = Queue::default();
+        mail(&mut q, TxnId(0));
+        assert_eq!(written(&mut q), ["RSET"]);
+        assert_eq!(q.take_awaited(), Some(Expect::Rset(TxnId(0))));
+        assert!(written(&mut q).is_empty(), "released only by release()");
+        q.release();
+        assert_eq!(written(&mut q), ["DATA"]);
+    }
+
+    #[test]
+    fn a_settled_transaction_withdraws_only_its_own_commands() {
+        let mut q = Queue::default();
+        mail(&mut q, TxnId(0));
+        q.take_awaited();
+        q.withdraw(TxnId(0));
+        assert!(!q.awaits_txn(TxnId(0)));
+        q.release();
+        assert_eq!(written(&mut q), ["RSET", "QUIT"]);
+        assert!(q.only_quit_left());
+    }
+}

@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(reply.lines.iter().all(|l| !l.chars().any(|c| c.is_control() && c != '\t')));
                     input = &input[consumed..];
                 }
-                Ok(Parsed::Partial) => input = &[],
+                Ok(Parsed::NeedMore) => input = &[],
                 Err(_) => {
                     assert_eq!(parser.buffered(), 0);
                     input = &[];

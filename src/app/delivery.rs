@@ -17,7 +17,8 @@ use crate::message::{header, Compose, Mailbox, MessageError, Outgoing, Prepared,
 use crate::quiz::Progress;
 use crate::report::{ErrorReport, Rejected, ReplyReport, Report, TlsReport, Transport};
 use crate::smtp::{
-    AuthChoice, Capabilities, Credentials, Mechanism, MessageReport, RecipientStatus, Reply, Secret,
+    AuthChoice, Capabilities, Credentials, Mechanism, MessageReport, RecipientStatus, Reply,
+    ReplyClass, Secret,
 };
 use crate::transport::{Stream, TlsPolicy};
 
@@ -242,6 +243,8 @@ pub struct Delivery {
     pub size: u64,
     pub accepted: Vec<String>,
     pub rejected: Vec<Rejected>,
+    /// Every refusal was temporary (4yz): those recipients may be tried later.
+    pub rejections_transient: bool,
     pub reply: Option<ReplyReport>,
     pub queue_id: Option<String>,
     pub message_id: Option<String>,
@@ -275,17 +278,21 @@ fn submit(
         info: ConnInfo::of(conn, settings),
         size,
         message_id: msg.message_id().map(str::to_owned),
+        rejections_transient: true,
         ..Delivery::default()
     };
     for r in &report.recipients {
         match &r.status {
             RecipientStatus::Accepted(_) => d.accepted.push(r.address.clone()),
-            RecipientStatus::Rejected(reply) => d.rejected.push(Rejected {
-                address: r.address.clone(),
-                code: reply.code,
-                enhanced: reply.enhanced.map(|e| e.to_string()),
-                text: reply.text(),
-            }),
+            RecipientStatus::Rejected(reply) => {
+                d.rejections_transient &= reply.class() == ReplyClass::Transient;
+                d.rejected.push(Rejected {
+                    address: r.address.clone(),
+                    code: reply.code,
+                    enhanced: reply.enhanced.map(|e| e.to_string()),
+                    text: reply.text(),
+                });
+            }
             RecipientStatus::NotTried => {}
         }
     }
@@ -435,7 +442,7 @@ pub fn delivered(mut report: Report, d: Delivery) -> (Report, i32) {
         let e = Error::PartlyRefused {
             count: report.rejected.len(),
             of: report.rejected.len() + report.accepted.len(),
-            transient: report.rejected.iter().all(|r| (400..500).contains(&r.code)),
+            transient: d.rejections_transient,
         };
         report.error = Some(e.report());
         (report, e.exit_code())

@@ -155,31 +155,56 @@ pub fn choose(choice: AuthChoice, offered: &[String], tls: bool) -> Result<Mecha
     })
 }
 
-/// One SASL exchange in progress: the mechanism and how many challenges were answered.
+/// One SASL exchange in progress: the mechanism, how many challenges were answered, and
+/// whether the final response went out. Success is only believed after it did: a 235 before
+/// the credentials were sent answers a command that does not exist yet (RFC 4954 §4).
 #[derive(Debug)]
 pub(crate) struct Sasl {
     mechanism: Mechanism,
     answered: u8,
+    /// PLAIN's response, held for the empty challenge when it could not ride on the AUTH line.
+    held: Option<SaslResponse>,
+    final_sent: bool,
 }
+
+/// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
+const MAX_COMMAND_LINE: usize = 512;
 
 impl Sasl {
     /// The `AUTH` command opening the exchange. PLAIN carries its initial response (RFC 4954 §4)
-    /// to save a round trip; LOGIN and CRAM-MD5 wait for a challenge.
+    /// to save a round trip, unless that would make the line longer than SMTP allows: then
+    /// RFC 4954 §4 says to send it after the server's empty challenge. LOGIN and CRAM-MD5 wait
+    /// for a challenge.
     pub(crate) fn start(
         mechanism: Mechanism,
         creds: &Credentials,
     ) -> Result<(Sasl, Command), SmtpError> {
-        let initial = match mechanism {
-            Mechanism::Plain => Some(plain_response(&creds.user, creds.password.expose())?),
-            Mechanism::Login | Mechanism::CramMd5 => None,
+        let mut sasl = Sasl {
+            mechanism,
+            answered: 0,
+            held: None,
+            final_sent: false,
         };
-        Ok((
-            Sasl {
-                mechanism,
-                answered: 0,
-            },
-            Command::auth(mechanism, initial),
-        ))
+        let command = match mechanism {
+            Mechanism::Plain => {
+                let response = plain_response(&creds.user, creds.password.expose())?;
+                let with_initial = Command::auth(mechanism, Some(response));
+                if with_initial.to_wire().len() <= MAX_COMMAND_LINE {
+                    sasl.final_sent = true;
+                    with_initial
+                } else {
+                    sasl.held = Some(plain_response(&creds.user, creds.password.expose())?);
+                    Command::auth(mechanism, None)
+                }
+            }
+            Mechanism::Login | Mechanism::CramMd5 => Command::auth(mechanism, None),
+        };
+        Ok((sasl, command))
+    }
+
+    /// True once the mechanism's last response went out: only then can success be the answer.
+    pub(crate) fn final_sent(&self) -> bool {
+        self.final_sent
     }
 
     pub(crate) fn mechanism(&self) -> Mechanism {
@@ -195,10 +220,14 @@ impl Sasl {
         creds: &Credentials,
     ) -> Result<Command, SmtpError> {
         let step = self.answered;
-        self.answered += 1;
+        self.answered = self.answered.saturating_add(1);
         let payload = match (self.mechanism, step) {
             (Mechanism::Login, 0) => SaslResponse::encode(creds.user.as_bytes()),
             (Mechanism::Login, 1) => SaslResponse::encode(creds.password.expose()),
+            (Mechanism::Plain, 0) if self.held.is_some() => match self.held.take() {
+                Some(response) => response,
+                None => return Err(SmtpError::BadChallenge("334 after PLAIN")),
+            },
             (Mechanism::CramMd5, 0) => {
                 let text = challenge
                     .lines
@@ -221,6 +250,10 @@ impl Sasl {
                 ))
             }
         };
+        self.final_sent = matches!(
+            (self.mechanism, step),
+            (Mechanism::Login, 1) | (Mechanism::CramMd5, 0) | (Mechanism::Plain, 0)
+        );
         Ok(Command::auth_response(payload))
     }
 }
@@ -316,6 +349,7 @@ mod tests {
         let (mut sasl, first) = Sasl::start(Mechanism::Plain, &c).unwrap();
         assert_eq!(wire(&first), "AUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n");
         assert_eq!(first.to_string(), "AUTH PLAIN <redacted>");
+        assert!(sasl.final_sent());
         let again = Reply::new(334, None, vec![String::new()]);
         assert!(matches!(
             sasl.respond(&again, &c),
@@ -340,7 +374,24 @@ mod tests {
             wire(&sasl.respond(&pass_prompt, &c).unwrap()),
             "dGFuc3RhYWZ0YW5zdGFhZg==\r\n"
         );
+        assert!(sasl.final_sent());
         assert!(sasl.respond(&pass_prompt, &c).is_err());
+    }
+
+    #[test]
+    fn plain_without_initial_response_when_the_line_would_be_too_long() {
+        let c = creds("tim", &"p".repeat(400), AuthChoice::Auto);
+        let (mut sasl, first) = Sasl::start(Mechanism::Plain, &c).unwrap();
+        assert_eq!(wire(&first), "AUTH PLAIN\r\n");
+        assert!(!sasl.final_sent());
+        let empty = Reply::new(334, None, vec![String::new()]);
+        let raw = format!("\0tim\0{}", "p".repeat(400));
+        assert_eq!(
+            wire(&sasl.respond(&empty, &c).unwrap()),
+            format!("{}\r\n", BASE64.encode(raw))
+        );
+        assert!(sasl.final_sent());
+        assert!(sasl.respond(&empty, &c).is_err());
     }
 
     #[test]

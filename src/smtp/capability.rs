@@ -137,7 +137,7 @@ mod tests {
     fn caps(wire: &str) -> Capabilities {
         match ReplyParser::new().parse(wire.as_bytes()).unwrap() {
             Parsed::Complete { reply, .. } => Capabilities::parse(&reply),
-            Parsed::Partial => panic!("incomplete"),
+            Parsed::NeedMore => panic!("incomplete"),
         }
     }
 

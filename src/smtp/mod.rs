@@ -18,7 +18,7 @@ pub mod session;
 pub use auth::{AuthChoice, Credentials, Mechanism, Secret};
 pub use capability::Capabilities;
 pub use command::{Command, CommandError};
-pub use reply::{EnhancedCode, Parsed, Reply, ReplyError, ReplyParser};
+pub use reply::{EnhancedCode, Parsed, Reply, ReplyClass, ReplyError, ReplyParser};
 pub use session::{
     BodyFraming, Config, Delivered, Envelope, Event, MessageReport, Output, RecipientResult,
     RecipientStatus, Session, Stage, TlsMode,
@@ -43,7 +43,8 @@ pub enum ErrorClass {
 }
 
 /// Every way the SMTP layer fails. Where the server said something, the full [`Reply`] is kept.
-#[derive(Debug, thiserror::Error)]
+/// `Clone`, so that a failed session answers every later call with the same error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SmtpError {
     #[error("malformed reply during {stage}: {source}")]
     Malformed {
@@ -116,6 +117,12 @@ impl SmtpError {
             }
             NeedsSmtpUtf8 | NeedsEightBitMime | InvalidArgument(_) => ErrorClass::Data,
         }
+    }
+
+    /// Whether trying again later may help: decided by [`SmtpError::class`], which takes a
+    /// reply's verdict from [`Reply::class`].
+    pub fn is_transient(&self) -> bool {
+        self.class() == ErrorClass::Temporary
     }
 
     /// The server's reply behind this error, if there is one.

@@ -2,8 +2,9 @@
 //! enhanced status codes (RFC 2034 §3, RFC 3463 §2).
 //!
 //! Shaped like httparse: [`ReplyParser::parse`] takes a slice and answers
-//! [`Parsed::Complete`] with the number of bytes it consumed, or [`Parsed::Partial`] after
-//! keeping the unfinished tail internally. What it keeps is capped ([`MAX_LINE_LEN`],
+//! [`Parsed::Complete`] with the number of bytes it consumed, or [`Parsed::NeedMore`] after
+//! keeping the unfinished tail internally (unlike httparse's `Partial`, the same bytes must not
+//! be given again). What it keeps is capped ([`MAX_LINE_LEN`],
 //! [`MAX_REPLY_LEN`], [`MAX_LINES`]), so a hostile server that never ends a line costs an
 //! error, not memory.
 //!
@@ -11,8 +12,9 @@
 //! - Line ends: CRLF, and also a bare LF. Replies are only read, never forwarded, and a line
 //!   cannot contain an LF anyway, so accepting LF creates no ambiguity (unlike mail data, where
 //!   RFC 5321 §4.1.1.4 forbids it); several servers and middleboxes do send LF-only replies.
-//!   Any other control character (a stray CR included) is replaced by U+FFFD in the text so a
-//!   server cannot drive the user's terminal through the `-v` transcript.
+//! - Any other control character in a line (NUL, ESC, a lone CR; HT aside) makes the reply
+//!   malformed: reply text is printable US-ASCII and HT (RFC 5321 §4.2, `textstring`), and a
+//!   server must not drive the user's terminal through the `-v` transcript.
 //! - A code-only line (`250` with nothing after it) is a last line with empty text.
 //! - Every line of a multi-line reply must carry the same code (RFC 5321 §4.2.1); a mismatch is
 //!   an error, because it means the replies are out of step with the commands.
@@ -78,6 +80,19 @@ impl EnhancedCode {
     }
 }
 
+/// The first digit of a reply code (RFC 5321 §4.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyClass {
+    /// 2yz: the requested action was completed.
+    Positive,
+    /// 3yz: more input is expected (354 after DATA, 334 during AUTH).
+    Intermediate,
+    /// 4yz: a transient failure; the same command may succeed later.
+    Transient,
+    /// 5yz: a permanent failure; do not repeat the same request.
+    Permanent,
+}
+
 /// One complete server reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -87,7 +102,7 @@ pub struct Reply {
     pub enhanced: Option<EnhancedCode>,
     /// The text of each line, with the enhanced code removed where a line starts with it.
     pub lines: Vec<String>,
-    /// Each line as received (sanitised), for the transcript.
+    /// Each line as received, for the transcript.
     raw: Vec<String>,
 }
 
@@ -121,24 +136,36 @@ impl Reply {
         }
     }
 
-    /// 2xx: the requested action was completed.
+    /// What the first digit says (RFC 5321 §4.2.1): the one place a code's meaning is decided.
+    /// The parser only yields 2yz to 5yz; a constructed code outside them counts as permanent.
+    pub fn class(&self) -> ReplyClass {
+        match self.code / 100 {
+            2 => ReplyClass::Positive,
+            3 => ReplyClass::Intermediate,
+            4 => ReplyClass::Transient,
+            _ => ReplyClass::Permanent,
+        }
+    }
+
     pub fn is_positive(&self) -> bool {
-        (200..300).contains(&self.code)
+        self.class() == ReplyClass::Positive
     }
 
-    /// 3xx: more input is expected (354 after DATA, 334 during AUTH).
     pub fn is_intermediate(&self) -> bool {
-        (300..400).contains(&self.code)
+        self.class() == ReplyClass::Intermediate
     }
 
-    /// 4xx: a transient failure; the same command may succeed later (RFC 5321 §4.2.1).
     pub fn is_transient(&self) -> bool {
-        (400..500).contains(&self.code)
+        self.class() == ReplyClass::Transient
     }
 
-    /// 5xx: a permanent failure; do not repeat the same request (RFC 5321 §4.2.1).
     pub fn is_permanent(&self) -> bool {
-        (500..600).contains(&self.code)
+        self.class() == ReplyClass::Permanent
+    }
+
+    /// 4yz or 5yz: the command was refused.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self.class(), ReplyClass::Transient | ReplyClass::Permanent)
     }
 
     /// The text of all lines joined with `\n`.
@@ -146,7 +173,7 @@ impl Reply {
         self.lines.join("\n")
     }
 
-    /// The lines as they were received (sanitised), for a `S: ` transcript.
+    /// The lines as they were received, for a `S: ` transcript.
     pub fn raw_lines(&self) -> &[String] {
         &self.raw
     }
@@ -186,6 +213,9 @@ pub enum ReplyError {
     BadSeparator { line: String },
     #[error("multi-line reply changes code from {expected} to {found}")]
     CodeMismatch { expected: u16, found: u16 },
+    /// The line is shown with its control characters replaced by U+FFFD.
+    #[error("reply line contains a control character: {line:?}")]
+    ControlCharacter { line: String },
 }
 
 /// The outcome of one [`ReplyParser::parse`] call.
@@ -193,8 +223,8 @@ pub enum ReplyError {
 pub enum Parsed {
     /// A reply ended after `consumed` bytes of the input; the rest was not looked at.
     Complete { reply: Reply, consumed: usize },
-    /// The whole input was consumed and kept; more bytes are needed.
-    Partial,
+    /// The whole input was consumed and kept; give the next bytes, not these again.
+    NeedMore,
 }
 
 /// Resumable reply parser. Holds at most [`MAX_REPLY_LEN`] bytes between calls.
@@ -255,7 +285,7 @@ impl ReplyParser {
                 });
             }
         }
-        Ok(Parsed::Partial)
+        Ok(Parsed::NeedMore)
     }
 
     /// Handles the line in `self.line` (its LF already consumed); returns the reply it ends.
@@ -264,6 +294,14 @@ impl ReplyParser {
         let wire_len = line.len() + 1;
         if line.last() == Some(&b'\r') {
             line.pop();
+        }
+        if String::from_utf8_lossy(&line)
+            .chars()
+            .any(|c| c.is_control() && c != '\t')
+        {
+            return Err(ReplyError::ControlCharacter {
+                line: sanitize(&line),
+            });
         }
         let code = parse_code(&line).ok_or_else(|| ReplyError::BadCode {
             line: sanitize(&line),
@@ -308,7 +346,8 @@ fn parse_code(line: &[u8]) -> Option<u16> {
     ok.then(|| u16::from(d[0] - b'0') * 100 + u16::from(d[1] - b'0') * 10 + u16::from(d[2] - b'0'))
 }
 
-/// Lossy UTF-8, with every control character but TAB replaced by U+FFFD.
+/// Lossy UTF-8, with every control character but TAB replaced by U+FFFD: reply lines have
+/// none (they are refused), error messages must not carry them either.
 fn sanitize(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes)
         .chars()
@@ -366,7 +405,7 @@ mod tests {
                     out.push(reply);
                     rest = &rest[consumed..];
                 }
-                Parsed::Partial => break,
+                Parsed::NeedMore => break,
             }
         }
         assert_eq!(p.buffered(), 0, "input ended inside a reply");
@@ -534,7 +573,7 @@ mod tests {
                             got.push(reply);
                             rest = &rest[consumed..];
                         }
-                        Parsed::Partial => rest = &[],
+                        Parsed::NeedMore => rest = &[],
                     }
                 }
             }
@@ -549,7 +588,7 @@ mod tests {
         for (i, b) in wire.iter().enumerate() {
             let r = p.parse(std::slice::from_ref(b)).unwrap();
             if i + 1 < wire.len() {
-                assert_eq!(r, Parsed::Partial);
+                assert_eq!(r, Parsed::NeedMore);
                 assert_eq!(p.buffered(), i + 1);
             } else {
                 assert!(matches!(r, Parsed::Complete { consumed: 1, .. }));
@@ -563,7 +602,7 @@ mod tests {
         let mut p = ReplyParser::new();
         match p.parse(b"220 go ahead\r\nEVIL\r\n").unwrap() {
             Parsed::Complete { consumed, .. } => assert_eq!(consumed, 14),
-            Parsed::Partial => panic!("expected a reply"),
+            Parsed::NeedMore => panic!("expected a reply"),
         }
         assert_eq!(p.buffered(), 0);
     }
@@ -582,11 +621,11 @@ mod tests {
         // An endless line fails once the cap is passed, whatever the chunking.
         let mut p = ReplyParser::new();
         let chunk = [b'x'; 1000];
-        assert_eq!(p.parse(b"250 ").unwrap(), Parsed::Partial);
+        assert_eq!(p.parse(b"250 ").unwrap(), Parsed::NeedMore);
         let mut failed = false;
         for _ in 0..10 {
             match p.parse(&chunk) {
-                Ok(Parsed::Partial) => assert!(p.buffered() < MAX_LINE_LEN),
+                Ok(Parsed::NeedMore) => assert!(p.buffered() < MAX_LINE_LEN),
                 Err(e) => {
                     assert_eq!(e, ReplyError::LineTooLong);
                     failed = true;
@@ -612,14 +651,38 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_and_control_characters_are_replaced() {
-        let r = one_bytes(b"550 bad \xff\xfe user \x1b[31mred\r\r\n");
-        assert_eq!(
-            r.lines,
-            ["bad \u{FFFD}\u{FFFD} user \u{FFFD}[31mred\u{FFFD}"]
-        );
+    fn non_utf8_is_replaced() {
+        let r = one_bytes(b"550 bad \xff\xfe user\r\n");
+        assert_eq!(r.lines, ["bad \u{FFFD}\u{FFFD} user"]);
         let r = one_bytes(b"250 tab\there\r\n");
         assert_eq!(r.lines, ["tab\there"]);
+    }
+
+    #[test]
+    fn control_characters_make_the_reply_malformed() {
+        for bad in [
+            &b"250 nul\0here\r\n"[..],
+            b"550 user \x1b[31mred\r\n",
+            b"250 lone\rcr\r\n",
+            b"250 stray cr\r\r\n",
+            b"250 del\x7f\n",
+            b"250-ok\r\n250 bell\x07\r\n",
+        ] {
+            assert!(
+                matches!(parse_all(bad), Err(ReplyError::ControlCharacter { .. })),
+                "{bad:?}"
+            );
+        }
+        // The error shows the line without its control characters.
+        assert_eq!(
+            parse_all(b"250 a\x1bb\r\n").unwrap_err().to_string(),
+            "reply line contains a control character: \"250 a\u{FFFD}b\""
+        );
+        // C1 controls, which only exist after UTF-8 decoding, are refused too.
+        assert!(matches!(
+            parse_all("250 c1\u{9b}31m\r\n".as_bytes()),
+            Err(ReplyError::ControlCharacter { .. })
+        ));
     }
 
     fn one_bytes(input: &[u8]) -> Reply {

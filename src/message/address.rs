@@ -127,7 +127,10 @@ impl Mailbox {
     }
 
     /// The mailbox as a header writes it (unfolded): `addr`, `Name <addr>`, `"N, A" <addr>`
-    /// or `=?utf-8?B?...?= <addr>`.
+    /// or `=?utf-8?B?...?= <addr>`. A quoted local part is always in angle brackets,
+    /// `<"john doe"@x.test>` (RFC 5322 §3.4 name-addr without a display-name): bare, the
+    /// leading quoted string is read as a display name by lenient parsers (mail-parser 0.11
+    /// reads `"john doe"@x.test` as the name `john doe` and the address `@x.test`).
     pub fn header_form(&self, smtputf8: bool) -> Result<String, MessageError> {
         Ok(self.header_tokens(smtputf8, MAX_WORD)?.concat())
     }
@@ -140,7 +143,8 @@ impl Mailbox {
     ) -> Result<Vec<String>, MessageError> {
         let addr = self.envelope_form(smtputf8)?;
         let name = match self.display_name.as_deref() {
-            None | Some("") => return Ok(vec![addr]),
+            None | Some("") if is_dot_atom(&self.local) => return Ok(vec![addr]),
+            None | Some("") => return Ok(vec![format!("<{addr}>")]),
             Some(name) => name,
         };
         let mut tokens = if is_plain_name(name) {
@@ -620,7 +624,7 @@ mod tests {
     #[test]
     fn quoted_local_parts_from_the_rfcs() {
         // RFC 3696 §3 as corrected by its erratum 246, and the RFC 5322 §3.2.4 quoted-pair:
-        // (typed, stored local part, wire and header form).
+        // (typed, stored local part, envelope form; the header adds angle brackets if quoted).
         for (typed, local, wire) in [
             (
                 r#""Abc\@def"@example.com"#,
@@ -681,7 +685,13 @@ mod tests {
             assert_eq!(m.local, local, "{typed}");
             assert_eq!(m.envelope_form(false).unwrap(), wire, "{typed}");
             assert_eq!(m.envelope_form(true).unwrap(), wire, "{typed}");
-            assert_eq!(m.header_form(false).unwrap(), wire, "{typed}");
+            let header = if wire.starts_with('"') {
+                format!("<{wire}>")
+            } else {
+                wire.to_string()
+            };
+            assert_eq!(m.header_form(false).unwrap(), header, "{typed}");
+            assert_eq!(mb(&header), m, "{typed}");
             assert_eq!(m.addr_spec_unicode(), wire, "{typed}");
             // What we write reads back as the same mailbox.
             assert_eq!(mb(wire), m, "{typed}");
@@ -742,7 +752,7 @@ mod tests {
         ));
         assert!(m.header_form(false).is_err());
         assert_eq!(m.envelope_form(true).unwrap(), r#""jörg doe"@x.test"#);
-        assert_eq!(m.header_form(true).unwrap(), r#""jörg doe"@x.test"#);
+        assert_eq!(m.header_form(true).unwrap(), r#"<"jörg doe"@x.test>"#);
     }
 
     #[test]
@@ -797,7 +807,7 @@ mod tests {
         );
         assert_eq!(
             mb("\"john doe\"@example.com").header_form(false).unwrap(),
-            "\"john doe\"@example.com"
+            "<\"john doe\"@example.com>"
         );
     }
 }

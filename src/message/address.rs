@@ -1,15 +1,21 @@
 //! Mailboxes: parsing what users type (RFC 5322 §3.4 `mailbox`, `address-list` with groups,
-//! comments skipped), RFC 6532 §3.2 UTF-8 local parts, RFC 5321 §4.1.2 domains and §4.5.3.1
-//! length limits, IDNA A-labels (RFC 5890) when SMTPUTF8 is not in use, and the header form
-//! with the display name quoted or RFC 2047-encoded.
+//! comments skipped), quoted local parts (RFC 5322 §3.2.4 / §3.4.1, RFC 5321 §4.1.2), RFC 6532
+//! §3.2 UTF-8 local parts, RFC 5321 §4.1.2 domains and §4.5.3.1 length limits, IDNA A-labels
+//! (RFC 5890) when SMTPUTF8 is not in use, and the header form with the display name quoted or
+//! RFC 2047-encoded.
 
 use super::encoding::{encoded_words, MAX_WORD};
 use super::header::{check_text, words_as_tokens};
 use super::MessageError;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// One mailbox: optional display name, local part (unquoted, as the user meant it) and domain
-/// (as typed: U-labels allowed).
+/// One mailbox: optional display name, local part and domain (as typed: U-labels allowed).
+///
+/// `local` is what the local part means, not how it was written: a quoted local part is kept
+/// without its quotes and with its quoted-pairs resolved (`"a\"b"` is stored as `a"b`). Both
+/// RFC 5321 §4.1.2 and RFC 5322 §3.4.1 then write it the same way, unquoted when it is a
+/// dot-atom and otherwise quoted with only `"` and `\` escaped, so `"john"@x` and `john@x`
+/// are one mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {
     pub display_name: Option<String>,
@@ -22,9 +28,10 @@ pub struct Mailbox {
 const PLAIN_NAME_MAX: usize = 60;
 
 impl Mailbox {
-    /// Parses `ada@example.com`, `Ada Lovelace <ada@example.com>` or
-    /// `"Lovelace, Ada" <ada@example.com>`. Any control character (CR, LF, TAB, NUL...) is
-    /// refused, so nothing typed here can inject a header line.
+    /// Parses `ada@example.com`, `Ada Lovelace <ada@example.com>`,
+    /// `"Lovelace, Ada" <ada@example.com>` or `"john doe"@example.com`. Any control character
+    /// (CR, LF, TAB, NUL...) is refused, inside quotes too, so nothing typed here can inject a
+    /// header line or an SMTP command.
     pub fn parse(input: &str) -> Result<Mailbox, MessageError> {
         check_text("address", input).map_err(|_| invalid(input, "contains a control character"))?;
         let tokens = tokenize(input)?;
@@ -80,6 +87,7 @@ impl Mailbox {
         check_text("address", &self.local)
             .map_err(|_| invalid(&shown, "contains a control character"))?;
         if self.local.is_empty() {
+            // `""@x` is grammatical (RFC 5321 §4.1.2) but names nobody a user could mean.
             return Err(invalid(&shown, "the local part is empty"));
         }
         if self.local_wire().len() > 64 {
@@ -119,7 +127,10 @@ impl Mailbox {
     }
 
     /// The mailbox as a header writes it (unfolded): `addr`, `Name <addr>`, `"N, A" <addr>`
-    /// or `=?utf-8?B?...?= <addr>`.
+    /// or `=?utf-8?B?...?= <addr>`. A quoted local part is always in angle brackets,
+    /// `<"john doe"@x.test>` (RFC 5322 §3.4 name-addr without a display-name): bare, the
+    /// leading quoted string is read as a display name by lenient parsers (mail-parser 0.11
+    /// reads `"john doe"@x.test` as the name `john doe` and the address `@x.test`).
     pub fn header_form(&self, smtputf8: bool) -> Result<String, MessageError> {
         Ok(self.header_tokens(smtputf8, MAX_WORD)?.concat())
     }
@@ -132,7 +143,8 @@ impl Mailbox {
     ) -> Result<Vec<String>, MessageError> {
         let addr = self.envelope_form(smtputf8)?;
         let name = match self.display_name.as_deref() {
-            None | Some("") => return Ok(vec![addr]),
+            None | Some("") if is_dot_atom(&self.local) => return Ok(vec![addr]),
+            None | Some("") => return Ok(vec![format!("<{addr}>")]),
             Some(name) => name,
         };
         let mut tokens = if is_plain_name(name) {
@@ -153,7 +165,8 @@ impl Mailbox {
         format!("{}@{}", self.local_wire(), self.domain)
     }
 
-    /// The local part as written on the wire: a dot-atom, else a quoted string.
+    /// The local part as written on the wire and in headers: a dot-atom (RFC 5321 §4.1.2: one
+    /// that can be a Dot-string SHOULD NOT be quoted), else a quoted string.
     fn local_wire(&self) -> String {
         if is_dot_atom(&self.local) {
             self.local.clone()
@@ -193,7 +206,9 @@ fn is_dot_atom(s: &str) -> bool {
     s.split('.').all(is_atom)
 }
 
-/// RFC 5322 §3.2.4 quoted-string, escaping `"` and `\`.
+/// RFC 5322 §3.2.4 quoted-string, escaping only `"` and `\`. Every other printable character
+/// and the space is qtext in RFC 5322 and qtextSMTP in RFC 5321 §4.1.2 (and UTF-8 is qtext
+/// under RFC 6532 / RFC 6531 §3.3), so this one form is valid in a header and on the wire.
 fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -260,6 +275,8 @@ enum Token {
     Space,
 }
 
+const UNCLOSED_QUOTE: &str = "a '\"' opens a quoted string that is never closed";
+
 fn tokenize(input: &str) -> Result<Vec<Token>, MessageError> {
     let mut tokens = Vec::new();
     let mut chars = input.chars().peekable();
@@ -271,14 +288,16 @@ fn tokenize(input: &str) -> Result<Vec<Token>, MessageError> {
                 }
             }
             '"' => {
+                // RFC 5322 §3.2.4: qtext and quoted-pairs (`\` then any character; controls
+                // were refused before tokenizing).
                 let mut s = String::new();
                 loop {
                     match chars.next() {
-                        None => return Err(invalid(input, "an unclosed quoted string")),
+                        None => return Err(invalid(input, UNCLOSED_QUOTE)),
                         Some('"') => break,
                         Some('\\') => match chars.next() {
                             Some(e) => s.push(e),
-                            None => return Err(invalid(input, "an unclosed quoted string")),
+                            None => return Err(invalid(input, UNCLOSED_QUOTE)),
                         },
                         Some(other) => s.push(other),
                     }
@@ -424,15 +443,30 @@ fn parse_addr_spec(input: &str, tokens: &[Token]) -> Result<(String, String), Me
         .iter()
         .rposition(|t| *t == Token::Special('@'))
         .ok_or_else(|| invalid(input, "no '@'"))?;
-    let local = match &tokens[..at] {
-        [Token::Quoted(q)] => q.clone(),
-        parts => dot_atom(parts).ok_or_else(|| invalid(input, "invalid local part"))?,
-    };
+    let local = local_part(input, &tokens[..at])?;
     let domain = match &tokens[at + 1..] {
         [Token::Literal(l)] => l.clone(),
         parts => dot_atom(parts).ok_or_else(|| invalid(input, "invalid domain"))?,
     };
     Ok((local, domain))
+}
+
+/// RFC 5322 §3.4.1 local-part: a dot-atom or one quoted-string (content unescaped). The
+/// obsolete mix of words and dots (`a."b c"`, §4.4) is refused.
+fn local_part(input: &str, tokens: &[Token]) -> Result<String, MessageError> {
+    match tokens {
+        [Token::Quoted(q)] if q.is_empty() => Err(invalid(input, "the quoted local part is empty")),
+        [Token::Quoted(q)] => Ok(q.clone()),
+        parts if parts.iter().any(|t| matches!(t, Token::Quoted(_))) => Err(invalid(
+            input,
+            "a quoted local part must be the whole local part, as in \"john doe\"@example.com",
+        )),
+        parts if parts.contains(&Token::Space) => Err(invalid(
+            input,
+            "the local part has a space; quote it, as in \"john doe\"@example.com",
+        )),
+        parts => dot_atom(parts).ok_or_else(|| invalid(input, "invalid local part")),
+    }
 }
 
 /// Words separated by single dots, nothing else (no spaces inside an addr-spec).
@@ -580,6 +614,169 @@ mod tests {
         );
     }
 
+    fn reason(input: &str) -> String {
+        match Mailbox::parse(input) {
+            Err(MessageError::InvalidAddress { reason, .. }) => reason,
+            other => panic!("{input:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn quoted_local_parts_from_the_rfcs() {
+        // RFC 3696 §3 as corrected by its erratum 246, and the RFC 5322 §3.2.4 quoted-pair:
+        // (typed, stored local part, envelope form; the header adds angle brackets if quoted).
+        for (typed, local, wire) in [
+            (
+                r#""Abc\@def"@example.com"#,
+                "Abc@def",
+                r#""Abc@def"@example.com"#,
+            ),
+            (
+                r#""Fred\ Bloggs"@example.com"#,
+                "Fred Bloggs",
+                r#""Fred Bloggs"@example.com"#,
+            ),
+            (
+                r#""Joe.\\Blow"@example.com"#,
+                r"Joe.\Blow",
+                r#""Joe.\\Blow"@example.com"#,
+            ),
+            (
+                r#""Abc@def"@example.com"#,
+                "Abc@def",
+                r#""Abc@def"@example.com"#,
+            ),
+            (
+                r#""Fred Bloggs"@example.com"#,
+                "Fred Bloggs",
+                r#""Fred Bloggs"@example.com"#,
+            ),
+            (
+                r#""john doe"@example.com"#,
+                "john doe",
+                r#""john doe"@example.com"#,
+            ),
+            (r#""a\"b"@x.test"#, r#"a"b"#, r#""a\"b"@x.test"#),
+            (r#""a@b"@x.test"#, "a@b", r#""a@b"@x.test"#),
+            (r#""a..b"@x.test"#, "a..b", r#""a..b"@x.test"#),
+            (r#""<a>,;:"@x.test"#, "<a>,;:", r#""<a>,;:"@x.test"#),
+            (r#""x"@[192.0.2.1]"#, "x", "x@[192.0.2.1]"),
+            // RFC 5321 §4.1.2: a local part that can be a Dot-string SHOULD NOT be quoted.
+            (r#""john"@x.test"#, "john", "john@x.test"),
+            (
+                r#""john.q.public"@x.test"#,
+                "john.q.public",
+                "john.q.public@x.test",
+            ),
+            (r#""\j\o\h\n"@x.test"#, "john", "john@x.test"),
+            // RFC 3696 §3: atext needs no quotes.
+            (
+                "customer/department=shipping@example.com",
+                "customer/department=shipping",
+                "customer/department=shipping@example.com",
+            ),
+            (
+                "!def!xyz%abc@example.com",
+                "!def!xyz%abc",
+                "!def!xyz%abc@example.com",
+            ),
+        ] {
+            let m = mb(typed);
+            assert_eq!(m.local, local, "{typed}");
+            assert_eq!(m.envelope_form(false).unwrap(), wire, "{typed}");
+            assert_eq!(m.envelope_form(true).unwrap(), wire, "{typed}");
+            let header = if wire.starts_with('"') {
+                format!("<{wire}>")
+            } else {
+                wire.to_string()
+            };
+            assert_eq!(m.header_form(false).unwrap(), header, "{typed}");
+            assert_eq!(mb(&header), m, "{typed}");
+            assert_eq!(m.addr_spec_unicode(), wire, "{typed}");
+            // What we write reads back as the same mailbox.
+            assert_eq!(mb(wire), m, "{typed}");
+            let path = crate::smtp::command::Path::forward(&m.envelope_form(false).unwrap());
+            assert_eq!(path.unwrap().as_str(), wire, "{typed}");
+        }
+        assert_eq!(mb(r#""john"@x.test"#), mb("john@x.test"));
+    }
+
+    #[test]
+    fn quoted_local_parts_with_names_and_lists() {
+        let m = mb(r#"John <"john doe"@example.com>"#);
+        assert_eq!(m.display_name.as_deref(), Some("John"));
+        assert_eq!(m.local, "john doe");
+        assert_eq!(
+            m.header_form(false).unwrap(),
+            r#"John <"john doe"@example.com>"#
+        );
+        let m = mb(r#""Doe, John" <"john\"doe"@example.com>"#);
+        assert_eq!(
+            m.header_form(false).unwrap(),
+            r#""Doe, John" <"john\"doe"@example.com>"#
+        );
+        let list = Mailbox::parse_list(
+            r#""a,b"@x.test, "c d" <"e f"@y.test>, team: "g;h"@z.test, i@z.test;"#,
+        )
+        .unwrap();
+        let locals: Vec<&str> = list.iter().map(|m| m.local.as_str()).collect();
+        assert_eq!(locals, ["a,b", "e f", "g;h", "i"]);
+        assert_eq!(list[1].display_name.as_deref(), Some("c d"));
+    }
+
+    #[test]
+    fn quoted_local_parts_keep_the_control_and_utf8_rules() {
+        for bad in [
+            "\"a\tb\"@x.test",
+            "\"a\r\nb\"@x.test",
+            "\"a\r\nRCPT TO:<evil@x.test>\"@x.test",
+            "\"a\\\r\"@x.test",
+            "\"a\0\"@x.test",
+            "\"a\u{7f}\"@x.test",
+            "\"a\u{85}\"@x.test",
+            "John <\"a\nb\"@x.test>",
+        ] {
+            assert!(Mailbox::parse(bad).is_err(), "{bad:?}");
+            assert!(Mailbox::parse_list(bad).is_err(), "{bad:?}");
+        }
+        let mut m = mb("john@x.test");
+        m.local = "john\r\ndoe".into();
+        assert!(m.validate().is_err());
+
+        // RFC 6531 §3.3: UTF-8 in qtextSMTP only with SMTPUTF8.
+        let m = mb(r#""jörg doe"@x.test"#);
+        assert!(m.needs_smtputf8());
+        assert!(matches!(
+            m.envelope_form(false),
+            Err(MessageError::NeedsSmtpUtf8(_))
+        ));
+        assert!(m.header_form(false).is_err());
+        assert_eq!(m.envelope_form(true).unwrap(), r#""jörg doe"@x.test"#);
+        assert_eq!(m.header_form(true).unwrap(), r#"<"jörg doe"@x.test>"#);
+    }
+
+    #[test]
+    fn malformed_quoted_local_parts_say_why() {
+        for bad in [
+            r#""john doe@example.com"#,
+            r#"""#,
+            r#"john"@example.com"#,
+            r#"jo"hn@example.com"#,
+            r#""john\"@example.com"#,
+            r#"John <"john doe@example.com>"#,
+        ] {
+            assert!(reason(bad).contains("never closed"), "{bad:?}");
+        }
+        for bad in [r#""john"doe@x.test"#, r#"a."b c"@x.test"#, r#"a"b"@x.test"#] {
+            assert!(reason(bad).contains("whole local part"), "{bad:?}");
+        }
+        assert!(reason(r#"""@x.test"#).contains("empty"));
+        assert!(reason("john doe@x.test").contains("quote it"));
+        // RFC 5321 §4.5.3.1.1: 64 octets, counted as sent (quotes included).
+        assert!(Mailbox::parse(&format!("\"{}\"@x.test", " ".repeat(62))).is_ok());
+        assert!(reason(&format!("\"{}\"@x.test", " ".repeat(63))).contains("64 octets"));
+    }
+
     #[test]
     fn header_forms() {
         assert_eq!(
@@ -610,7 +807,7 @@ mod tests {
         );
         assert_eq!(
             mb("\"john doe\"@example.com").header_form(false).unwrap(),
-            "\"john doe\"@example.com"
+            "<\"john doe\"@example.com>"
         );
     }
 }

@@ -62,7 +62,9 @@ impl Domain {
 
 /// A mailbox inside `<...>` in MAIL FROM or RCPT TO (RFC 5321 §4.1.2). Non-ASCII is allowed
 /// (it then needs SMTPUTF8, RFC 6531 §3.3); control characters, spaces and angle brackets are
-/// not, so an address can neither end the command line nor smuggle parameters after `>`.
+/// not, so an address can neither end the command line nor smuggle parameters after `>`. The
+/// one exception is a quoted local part (`"john doe"@example.com`), whose spaces cannot end
+/// the path because they sit between the quotes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Path(String);
 
@@ -84,9 +86,6 @@ impl Path {
     }
 
     fn check(what: &'static str, address: &str) -> Result<Path, CommandError> {
-        if address.len() > MAX_PATH {
-            return Err(invalid(what, address, "longer than 254 octets"));
-        }
         if address.chars().any(|c| c.is_control()) {
             return Err(invalid(
                 what,
@@ -94,7 +93,28 @@ impl Path {
                 "contains a control character (CR, LF, ...)",
             ));
         }
-        if address
+        let (local, rest) = match address.strip_prefix('"') {
+            Some(quoted) => {
+                let (local, rest) = split_quoted(quoted).map_err(|r| invalid(what, address, r))?;
+                if !rest.starts_with('@') {
+                    return Err(invalid(
+                        what,
+                        address,
+                        "a quoted local part must be followed by '@' and a domain",
+                    ));
+                }
+                (Some(local), rest)
+            }
+            None => (None, address),
+        };
+        if rest.contains('"') || rest.contains('\\') {
+            return Err(invalid(
+                what,
+                address,
+                "'\"' and '\\' are only allowed inside a quoted local part",
+            ));
+        }
+        if rest
             .chars()
             .any(|c| c.is_whitespace() || c == '<' || c == '>')
         {
@@ -104,7 +124,14 @@ impl Path {
                 "contains a space or an angle bracket",
             ));
         }
-        Ok(Path(address.to_string()))
+        let path = match local {
+            Some(local) => format!("{}{rest}", local_part(&local)),
+            None => rest.to_string(),
+        };
+        if path.len() > MAX_PATH {
+            return Err(invalid(what, address, "longer than 254 octets"));
+        }
+        Ok(Path(path))
     }
 
     pub fn as_str(&self) -> &str {
@@ -115,6 +142,59 @@ impl Path {
     pub fn is_ascii(&self) -> bool {
         self.0.is_ascii()
     }
+}
+
+/// Reads a RFC 5321 §4.1.2 `Quoted-string` after its opening DQUOTE: `qtextSMTP` is
+/// %d32-33 / %d35-91 / %d93-126 (plus UTF8-non-ascii with SMTPUTF8, RFC 6531 §3.3) and
+/// `quoted-pairSMTP` is `\` %d32-126. Gives the unescaped content and what follows the
+/// closing DQUOTE. Control characters were refused before.
+fn split_quoted(quoted: &str) -> Result<(String, &str), &'static str> {
+    let mut content = String::new();
+    let mut chars = quoted.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => {
+                if content.is_empty() {
+                    return Err("the quoted local part is empty");
+                }
+                return Ok((content, &quoted[i + 1..]));
+            }
+            '\\' => match chars.next() {
+                Some((_, e)) if e == ' ' || e.is_ascii_graphic() => content.push(e),
+                Some(_) => return Err("'\\' inside quotes must be followed by printable ASCII"),
+                None => break,
+            },
+            c => content.push(c),
+        }
+    }
+    Err("the quoted local part has no closing '\"'")
+}
+
+/// RFC 5321 §4.1.2 `atext` (RFC 5322 §3.2.3), with UTF8-non-ascii (RFC 6531 §3.3).
+fn is_atext(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii()
+}
+
+/// The local part as sent: a `Dot-string` unquoted, since RFC 5321 §4.1.2 says one that can
+/// be expressed as a Dot-string SHOULD NOT be quoted; anything else as a `Quoted-string`
+/// with only `"` and `\` escaped.
+fn local_part(content: &str) -> String {
+    let dot_string = content
+        .split('.')
+        .all(|atom| !atom.is_empty() && atom.chars().all(is_atext));
+    if dot_string {
+        return content.to_string();
+    }
+    let mut out = String::with_capacity(content.len() + 2);
+    out.push('"');
+    for c in content.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 /// A MAIL or RCPT parameter, `keyword[=value]` (RFC 5321 §4.1.2 esmtp-param).
@@ -447,6 +527,93 @@ mod tests {
         ] {
             assert!(Param::new(kw, v).is_err(), "{kw:?} {v:?}");
         }
+    }
+
+    #[test]
+    fn quoted_local_parts_reach_the_wire() {
+        // RFC 5321 §4.1.2: Local-part = Dot-string / Quoted-string, and a local part that can
+        // be expressed as a Dot-string SHOULD NOT be quoted.
+        for (address, path) in [
+            (r#""john doe"@example.com"#, r#""john doe"@example.com"#),
+            (r#""a\"b"@x.test"#, r#""a\"b"@x.test"#),
+            (r#""a\\b"@x.test"#, r#""a\\b"@x.test"#),
+            (r#""a@b"@x.test"#, r#""a@b"@x.test"#),
+            (r#""(x)"@x.test"#, r#""(x)"@x.test"#),
+            (r#""a..b"@x.test"#, r#""a..b"@x.test"#),
+            (r#"".a"@x.test"#, r#"".a"@x.test"#),
+            (r#""a."@x.test"#, r#""a."@x.test"#),
+            (r#"" "@[192.0.2.1]"#, r#"" "@[192.0.2.1]"#),
+            (r#""john"@x.test"#, "john@x.test"),
+            (r#""john.q.public"@x.test"#, "john.q.public@x.test"),
+            (r#""\j\o\h\n"@x.test"#, "john@x.test"),
+            (
+                r##""#!$%&'*+-/=?^_`{|}~"@x.test"##,
+                "#!$%&'*+-/=?^_`{|}~@x.test",
+            ),
+        ] {
+            let rcpt = Command::rcpt(address, vec![]).unwrap();
+            assert_eq!(wire(&rcpt), format!("RCPT TO:<{path}>\r\n"), "{address}");
+            let mail = Command::mail(address, vec![Param::size(1)]).unwrap();
+            assert_eq!(wire(&mail), format!("MAIL FROM:<{path}> SIZE=1\r\n"));
+            assert!(Path::forward(path).unwrap().is_ascii());
+        }
+        let utf8 = Path::forward(r#""jörg doe"@x.test"#).unwrap();
+        assert_eq!(utf8.as_str(), r#""jörg doe"@x.test"#);
+        assert!(!utf8.is_ascii());
+    }
+
+    #[test]
+    fn every_qtext_smtp_character_survives_quoting() {
+        // qtextSMTP = %d32-33 / %d35-91 / %d93-126; '"' (34) and '\' (92) need quoted-pairSMTP.
+        for b in 32u8..=126 {
+            let c = char::from(b);
+            let escaped = if c == '"' || c == '\\' {
+                format!("\\{c}")
+            } else {
+                c.to_string()
+            };
+            let path = Path::forward(&format!("\"a{escaped}b\"@x.test")).unwrap();
+            // `a.b` is a Dot-string too.
+            let dot_string = c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c);
+            let expected = if dot_string {
+                format!("a{c}b@x.test")
+            } else {
+                format!("\"a{escaped}b\"@x.test")
+            };
+            assert_eq!(path.as_str(), expected, "{b}");
+        }
+    }
+
+    #[test]
+    fn malformed_quoted_local_parts_are_refused() {
+        for (bad, reason) in [
+            (r#""john doe@x.test"#, "no closing"),
+            (r#""john\"@x.test"#, "no closing"),
+            (r#"""#, "no closing"),
+            (r#""john""#, "followed by '@'"),
+            (r#""john"doe@x.test"#, "followed by '@'"),
+            (r#"john"doe"@x.test"#, "only allowed inside"),
+            (r#"jo"hn@x.test"#, "only allowed inside"),
+            (r#"john\ doe@x.test"#, "only allowed inside"),
+            (r#""a"@x"b"#, "only allowed inside"),
+            (r#""a\é"@x.test"#, "printable ASCII"),
+            (r#"""@x.test"#, "empty"),
+            (r#""a"@x.test> SIZE=1"#, "space or an angle"),
+            (r#""a"@x .test"#, "space or an angle"),
+            ("\"a\tb\"@x.test", "control"),
+            ("\"a\r\nRCPT TO:<evil@x>\"@x.test", "control"),
+            ("\"a\0\"@x.test", "control"),
+            ("\"a\u{7f}\"@x.test", "control"),
+            ("\"a\u{85}\"@x.test", "control"),
+        ] {
+            let err = Path::forward(bad).unwrap_err();
+            assert!(err.reason.contains(reason), "{bad:?}: {err}");
+            assert!(Command::mail(bad, vec![]).is_err(), "{bad:?}");
+        }
+        let long = format!("\"{}\"@x.test", " ".repeat(246));
+        assert!(Path::forward(&long).is_err());
+        let fits = format!("\"{}\"@x.test", " ".repeat(245));
+        assert_eq!(Path::forward(&fits).unwrap().as_str().len(), 254);
     }
 
     #[test]

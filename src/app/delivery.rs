@@ -555,3 +555,92 @@ pub fn deliver_batch(
     }
     Ok(reports)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn compose(to: &str) -> Content {
+        let mut c = Compose::new(
+            Mailbox::parse("quiz@example.com").unwrap(),
+            UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+            [7; 16],
+        );
+        c.to = vec![Mailbox::parse(to).unwrap()];
+        c.subject = "t".into();
+        c.text = Some(b"hello\n".to_vec());
+        Content::Compose(Box::new(c))
+    }
+
+    fn written(msg: &dyn Outgoing) -> String {
+        let mut out = Vec::new();
+        msg.write_to(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn offline_builds_are_ascii_unless_an_address_needs_utf8() {
+        let ascii = compose("ada@example.com").build_offline().unwrap();
+        assert!(!ascii.needs_smtputf8());
+        assert!(written(ascii.as_ref()).is_ascii());
+        // A UTF-8 local part has no ASCII form: the file keeps it as UTF-8 (RFC 6532).
+        let utf8 = compose("jörg@example.com").build_offline().unwrap();
+        assert!(utf8.needs_smtputf8());
+        assert!(written(utf8.as_ref()).contains("To: jörg@example.com"));
+        // Sent to a server without SMTPUTF8, the same message is a data error.
+        assert!(compose("jörg@example.com")
+            .build(Target::default())
+            .is_err());
+    }
+
+    fn refusal(code: u16) -> Rejected {
+        Rejected {
+            address: format!("r{code}@example.com"),
+            code,
+            enhanced: None,
+            text: "no".into(),
+        }
+    }
+
+    #[test]
+    fn a_partial_refusal_is_sent_with_exit_69_or_75_when_every_refusal_was_temporary() {
+        let delivery = |rejected: Vec<Rejected>, transient| Delivery {
+            accepted: vec!["ada@example.com".into()],
+            rejected,
+            rejections_transient: transient,
+            reply: Some(ReplyReport {
+                code: 250,
+                enhanced: None,
+                text: "queued".into(),
+            }),
+            ..Delivery::default()
+        };
+        let (report, code) = delivered(Report::default(), delivery(vec![], true));
+        assert_eq!((report.sent, code), (true, 0));
+        assert!(report.error.is_none());
+        let (report, code) = delivered(Report::default(), delivery(vec![refusal(550)], false));
+        assert_eq!((report.sent, code), (true, 69));
+        let error = report.error.unwrap();
+        assert_eq!(
+            (error.kind, error.message.as_str()),
+            ("permanent", "1 of 2 recipients refused")
+        );
+        let (report, code) = delivered(Report::default(), delivery(vec![refusal(451)], true));
+        assert_eq!((report.sent, code), (true, 75));
+        assert_eq!(report.rejected.len(), 1);
+    }
+
+    #[test]
+    fn targets_follow_the_capabilities() {
+        assert_eq!(target(None), Target::default());
+        let reply = Reply::new(
+            250,
+            None,
+            vec!["mx".into(), "SMTPUTF8".into(), "8BITMIME".into()],
+        );
+        let caps = Capabilities::parse(&reply);
+        let t = target(Some(&caps));
+        assert!(t.smtputf8 && t.eight_bit_mime);
+    }
+}

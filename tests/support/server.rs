@@ -587,6 +587,16 @@ impl Session<'_> {
     fn step(&mut self, step: Step) -> StepResult {
         match step {
             Step::Server(bytes) => self.send(&bytes),
+            Step::Client(Expect::Line(Pattern::Exact(dot))) if dot == "." => {
+                // The end of DATA is not a command: log it, keep it out of `commands`.
+                let line = self.line()?;
+                self.log(format!("C: {}", String::from_utf8_lossy(&line)));
+                if line == b"." {
+                    Ok(Flow::Continue)
+                } else {
+                    Err(format!("expected \".\", client sent {line:?}"))
+                }
+            }
             Step::Client(Expect::Line(want)) => {
                 let line = self.command()?;
                 if want.matches(&line) {
@@ -728,6 +738,11 @@ impl Session<'_> {
         while self.fill(deadline).is_ok() {}
         let rest = std::mem::take(&mut self.buf);
         self.log(format!("C: <{} bytes, anything>", rest.len()));
+        if rest.is_ascii() {
+            for line in String::from_utf8_lossy(&rest).lines() {
+                self.record(|c| c.commands.push(line.to_owned()));
+            }
+        }
     }
 
 

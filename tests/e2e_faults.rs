@@ -505,14 +505,12 @@ fn bytes_arriving_during_the_handshake_are_a_protocol_error() {
     // The 220 comes alone; the client starts its handshake; then cleartext arrives where the
     // ServerHello should be. It must fail the handshake, never be read as a reply.
     let home = Home::new();
-    let script = greet(&["STARTTLS", "AUTH PLAIN"])
-        .expect("STARTTLS")
-        .then(
-            "S: 220 go ahead
+    let script = greet(&["STARTTLS", "AUTH PLAIN"]).expect("STARTTLS").then(
+        "S: 220 go ahead
              * wait 300ms
              S: 250 fake
              C: <anything>   # a ClientHello, checked below",
-        );
+    );
     let server = Server::start_with(vec![script], quick());
     let out = home
         .client()
@@ -1948,16 +1946,13 @@ fn grade_mode_reconnects_after_a_421_and_carries_on() {
     for (i, (_, email, _)) in STUDENTS.iter().enumerate().take(2) {
         first = accept_message(first, i == 0, email, &i.to_string());
     }
-    let first = first
-        .expect("RSET")
-        .reply("250 2.0.0 Ok")
-        .then(
-            "C: MAIL FROM:*
+    let first = first.expect("RSET").reply("250 2.0.0 Ok").then(
+        "C: MAIL FROM:*
              S: 421 4.3.2 Shutting down, come back later
              C: RCPT TO:<cy@example.com>   # pipelined before the 421 arrived
              C: DATA
              EOF",
-        );
+    );
     // The second takes the rest: no RSET before its first message.
     let mut second = greet(&ext);
     for (i, (_, email, _)) in STUDENTS.iter().enumerate().skip(2) {
@@ -3011,4 +3006,353 @@ fn misaligned_envelope_and_dkim_domains_are_warned_about() {
         .run();
     out.code(0);
     assert!(!out.stderr.contains("alignment"), "{}", out.describe());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trickling servers: --timeout bounds the whole reply, not each byte
+
+/// The bound on a run against a trickling server: the timeout and some slack, far below what
+/// a client that waited byte by byte would take.
+const TRICKLE_LIMIT: Duration = Duration::from_secs(8);
+
+/// Runs a plain send against `script`. With `retry`, `--retries 1` and a spare connection
+/// that must stay unused (after the end of the data nothing is sent again); else no retries.
+fn trickle_run(script: Script, retry: bool) -> (Outcome, Transcript) {
+    let home = Home::new();
+    let mut scripts = vec![script];
+    if retry {
+        scripts.push(GoodServer::new().script());
+    }
+    let server = Server::start_with(scripts, quick());
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none", "--json"])
+        .retries(u32::from(retry))
+        .run();
+    (out, finish(server))
+}
+
+/// Exit 75 within the bound, one error line naming `stage` and the timeout, one connection.
+fn assert_trickle_timed_out(out: &Outcome, transcript: &Transcript, stage: &str) {
+    out.code(75).error_says(&["timed out", stage]);
+    out.json_error("temporary");
+    assert!(
+        out.elapsed < TRICKLE_LIMIT,
+        "took {:?}\n{}",
+        out.elapsed,
+        out.describe()
+    );
+    assert_eq!(transcript.connections.len(), 1, "tried again");
+}
+
+#[test]
+#[ignore = "pending: --timeout bounds a whole reply, not each read"]
+fn greeting_trickled_forever_times_out() {
+    let (out, transcript) = trickle_run(
+        Script::parse(
+            "* trickle 2s
+         S: 220 mx.quizmail.test ESMTP and this greeting takes its time, a byte every two seconds
+         C: <anything>   # at most a QUIT; checked below",
+        ),
+        false,
+    );
+    assert_trickle_timed_out(&out, &transcript, "greeting");
+    let sent = &transcript.only().commands;
+    assert!(sent.is_empty() || sent == &["QUIT"], "{sent:?}");
+}
+
+#[test]
+#[ignore = "pending: --timeout bounds a whole reply, not each read"]
+fn ehlo_reply_trickled_times_out() {
+    let (out, transcript) = trickle_run(
+        Script::parse(&format!(
+            "S: 220 mx.quizmail.test ESMTP
+         C: EHLO {EHLO}
+         * trickle 2s
+         S: 250-mx.quizmail.test greets you
+         S: 250 PIPELINING
+         C: <anything>"
+        )),
+        false,
+    );
+    assert_trickle_timed_out(&out, &transcript, "EHLO");
+    let sent = &transcript.only().commands;
+    assert!(sent[1..].is_empty() || sent[1..] == ["QUIT"], "{sent:?}");
+}
+
+#[test]
+#[ignore = "pending: --timeout bounds a whole reply, not each read"]
+fn end_of_data_reply_trickled_times_out_and_is_not_sent_again() {
+    let (out, transcript) = trickle_run(
+        after_the_final_dot("* trickle 2s\nS: 250 2.0.0 Ok: queued as SLOW1\nC: <anything>"),
+        true,
+    );
+    assert_trickle_timed_out(&out, &transcript, "end of data");
+    out.error_says(&["may have been delivered"]);
+    let conn = transcript.only();
+    assert_eq!(conn.messages.len(), 1);
+    let after = after_data(conn);
+    assert!(after.is_empty() || after == ["QUIT"], "{after:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Success codes that are not the usual 250
+
+#[test]
+#[ignore = "pending: 252 to RCPT is success (RFC 5321 §3.5.2)"]
+fn rcpt_answered_252_is_accepted() {
+    let home = Home::new();
+    let server = GoodServer::new()
+        .message(Some(FROM), &[TO])
+        .fault(
+            Stage::Rcpt(0, 0),
+            Fault::Reply("252 2.1.5 Cannot VRFY user, but will accept message".into()),
+        )
+        .start();
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none", "--json"])
+        .run();
+    out.code(0);
+    assert_eq!(out.json()["accepted"], serde_json::json!([TO]));
+    assert_eq!(finish(server).only().messages.len(), 1);
+}
+
+#[test]
+#[ignore = "pending: any 2xx to MAIL FROM is success"]
+fn mail_answered_with_an_unlisted_251_is_accepted() {
+    let home = Home::new();
+    let server = GoodServer::new()
+        .message(Some(FROM), &[TO])
+        .fault(
+            Stage::Mail(0),
+            Fault::Reply("251 2.1.0 Sender ok, will forward".into()),
+        )
+        .start();
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none", "--json"])
+        .run();
+    out.code(0);
+    assert_eq!(out.json()["sent"], true);
+    assert_eq!(finish(server).only().messages.len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies that do not fit, and bytes that do not belong in a reply
+
+#[test]
+#[ignore = "pending: 235 before the LOGIN credentials is a protocol error"]
+fn auth_login_answered_235_before_any_credentials_is_exit_76() {
+    let home = Home::new();
+    let server = Server::start_with(
+        vec![Script::parse(&format!(
+            "S: 220 mx.quizmail.test ESMTP
+             C: EHLO {EHLO}
+             S: 250-mx.quizmail.test greets you
+             S: 250 AUTH LOGIN
+             C: AUTH LOGIN*
+             S: 235 2.7.0 Authentication successful   # LOGIN asked nothing yet
+             C: <eof>"
+        ))],
+        quick(),
+    );
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--user", USER, "--auth", "login", "--tls", "none", "--json"])
+        .run();
+    out.code(76).error_says(&["AUTH", "235"]);
+    out.json_error("protocol");
+    out.no_secret_in_output();
+    let transcript = finish(server);
+    assert_no_secret(&transcript.only().received, "the connection");
+}
+
+#[test]
+#[ignore = "pending: control bytes in a reply line make it malformed"]
+fn a_nul_or_an_escape_inside_a_reply_is_exit_76() {
+    for control in [r"\x00", r"\x1b"] {
+        let home = Home::new();
+        let server = Server::start_with(
+            vec![Script::parse(&format!(
+                "S: 220 mx.quizmail.test{control} ESMTP
+                 C: <eof>   # a protocol error: nothing more"
+            ))],
+            quick(),
+        );
+        let out = home
+            .client()
+            .server(server.port())
+            .mail()
+            .args(["--tls", "none", "--json"])
+            .run();
+        out.code(76).error_says(&["malformed reply", "greeting"]);
+        out.json_error("protocol");
+        finish(server);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A quoted local part
+
+const QUOTED: &str = "\"john doe\"@example.com";
+
+#[test]
+#[ignore = "pending: quoted local parts (RFC 5321 §4.1.2 Quoted-string)"]
+fn quoted_local_part_is_sent_as_it_is_and_kept_in_to() {
+    let home = Home::new();
+    let server = Server::start_with(
+        vec![GoodServer::new().message(Some(FROM), &[QUOTED]).script()],
+        quick(),
+    );
+    let out = home
+        .client()
+        .server(server.port())
+        .args([
+            "--from",
+            FROM,
+            "--to",
+            QUOTED,
+            "--subject",
+            "q",
+            "--body",
+            "x",
+        ])
+        .args(["--tls", "none", "--json"])
+        .run();
+    out.code(0);
+    let transcript = finish(server);
+    let conn = transcript.only();
+    assert!(
+        conn.commands.contains(&format!("RCPT TO:<{QUOTED}>")),
+        "{:?}",
+        conn.commands
+    );
+    let head = head(&conn.messages[0].content);
+    assert!(head.contains(&format!("\r\nTo: {QUOTED}")), "{head}");
+}
+
+#[test]
+fn cr_or_lf_inside_a_quoted_local_part_is_exit_65_before_connecting() {
+    for evil in ["\"john\rdoe\"@example.com", "\"john\ndoe\"@example.com"] {
+        let home = Home::new();
+        refused_before_connecting(
+            &home,
+            flags(&["--from", FROM, "--to", evil, "--body", "x"]),
+            &["--target-email"],
+        );
+    }
+}
+
+#[test]
+fn nul_inside_a_quoted_local_part_is_exit_65_before_connecting() {
+    // A NUL cannot be on a command line; a prepared message's To can hold one.
+    let home = Home::new();
+    let message = home.file(
+        "nul.eml",
+        format!("From: {FROM}\nTo: \"john\0doe\"@example.com\nSubject: nul\n\nx\n").as_bytes(),
+    );
+    let server = GoodServer::new().start();
+    let out = home
+        .client()
+        .server(server.port())
+        .args(["--tls", "none", "--json", "-t", "--message"])
+        .arg(&message)
+        .run();
+    out.code(65);
+    out.json_error("input");
+    assert!(finish(server).connections.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exit codes of cli.md not covered above: 66 for inputs, 73 for outputs
+
+#[test]
+fn missing_inputs_are_exit_66_before_connecting() {
+    let home = Home::new();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--body", "x", "--attach", "/nonexistent/a.pdf"],
+            "/nonexistent/a.pdf",
+        ),
+        (
+            &["--body-file", "/nonexistent/body.txt"],
+            "/nonexistent/body.txt",
+        ),
+        (
+            &[
+                "--quiz",
+                "/nonexistent/quiz.toml",
+                "--answers",
+                "a",
+                "--name",
+                "Ada",
+                "--yes",
+            ],
+            "/nonexistent/quiz.toml",
+        ),
+    ];
+    for (args, says) in cases {
+        let server = GoodServer::new().start();
+        let out = home
+            .client()
+            .server(server.port())
+            .args(["--from", FROM, "--to", TO, "--tls", "none", "--json"])
+            .args(args)
+            .run();
+        out.code(66).error_says(&[says]);
+        out.json_error("input");
+        assert!(finish(server).connections.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn empty_standard_input_for_the_body_is_exit_66() {
+    let home = Home::new();
+    let server = GoodServer::new().start();
+    let out = home
+        .client()
+        .server(server.port())
+        .args(["--from", FROM, "--to", TO, "--body-file", "-"])
+        .args(["--tls", "none", "--json"])
+        .run();
+    out.code(66);
+    out.json_error("input");
+    assert!(finish(server).connections.is_empty());
+}
+
+#[test]
+#[ignore = "pending: exit 73 for an output file that cannot be written (today 78)"]
+fn save_file_that_cannot_be_written_is_exit_73() {
+    let home = Home::new();
+    let out = home
+        .client()
+        .mail()
+        .args(["--dry-run", "--json", "--save", "/nonexistent/dir/sent.eml"])
+        .run();
+    out.code(73).error_says(&["/nonexistent/dir/sent.eml"]);
+}
+
+#[test]
+#[ignore = "pending: exit 73 for an output file that cannot be written (today 78)"]
+fn outbox_that_cannot_be_written_is_exit_73() {
+    let home = Home::new();
+    // A regular file where the outbox directory should be.
+    let blocker = home.file("not-a-dir", b"x");
+    let out = home
+        .client()
+        .mail()
+        .arg("--json")
+        .arg("--outbox")
+        .arg(&blocker)
+        .run();
+    out.code(73).error_says(&["not-a-dir"]);
 }

@@ -22,8 +22,8 @@ const MAX_LINE: usize = 1 << 20;
 /// `EndlessLine` gives up after this much, so a client that never stops reading cannot hang it.
 const ENDLESS_CAP: usize = 64 << 20;
 
-pub use super::transcript::{Auth as AuthSpec, Expect, Item as Step, Pattern};
 use super::transcript;
+pub use super::transcript::{Auth as AuthSpec, Expect, Item as Step, Pattern};
 
 /// The items for one connection (the transcript language of `transcript.rs`), and the
 /// certificate its `* TLS` items use.
@@ -744,7 +744,6 @@ impl Session<'_> {
             }
         }
     }
-
 
     /// Reads more bytes into `buf` (recording them), waiting until `deadline`.
     fn fill(&mut self, deadline: Instant) -> Result<usize, NoData> {

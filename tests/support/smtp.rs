@@ -405,7 +405,6 @@ impl GoodServer {
     }
 }
 
-
 /// A `C:` line item: `text` with a final `*` is a prefix.
 fn line(text: &str) -> Step {
     Step::Client(Expect::Line(Pattern::parse(text)))

@@ -339,10 +339,7 @@ fn parse_directive(text: &str) -> Result<Item, String> {
                 return Err("`* auth MECH,MECH USER PASSWORD`".to_owned());
             };
             Item::Auth(Auth {
-                mechanisms: mechanisms
-                    .split(',')
-                    .map(str::to_ascii_uppercase)
-                    .collect(),
+                mechanisms: mechanisms.split(',').map(str::to_ascii_uppercase).collect(),
                 user: (*user).to_owned(),
                 password: (*password).to_owned(),
             })
@@ -455,7 +452,8 @@ mod tests {
 
     #[test]
     fn a_final_star_is_a_prefix_and_anything_else_is_exact() {
-        let Item::Client(Expect::Line(prefix)) = &parse("C: MAIL FROM:<a@x.test> SIZE=*").unwrap()[0]
+        let Item::Client(Expect::Line(prefix)) =
+            &parse("C: MAIL FROM:<a@x.test> SIZE=*").unwrap()[0]
         else {
             panic!("not a client line");
         };
@@ -533,7 +531,13 @@ mod tests {
                 Item::Tail,
             ]
         );
-        for bad in ["* wait", "* wait soon", "* trickle -1s", "* auth PLAIN", "* dance"] {
+        for bad in [
+            "* wait",
+            "* wait soon",
+            "* trickle -1s",
+            "* auth PLAIN",
+            "* dance",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }
@@ -559,15 +563,9 @@ mod tests {
     #[test]
     fn escapes_give_control_bytes_and_unknown_ones_stay() {
         let items = parse(r"S: 250 a\0b\x1bc\\d\q").unwrap();
-        assert_eq!(
-            items,
-            [Item::Server(b"250 a\0b\x1bc\\d\\q\r\n".to_vec())]
-        );
+        assert_eq!(items, [Item::Server(b"250 a\0b\x1bc\\d\\q\r\n".to_vec())]);
         let items = parse(r"R: 220 go\r\n250 fake\r\n").unwrap();
-        assert_eq!(
-            items,
-            [Item::Server(b"220 go\r\n250 fake\r\n".to_vec())]
-        );
+        assert_eq!(items, [Item::Server(b"220 go\r\n250 fake\r\n".to_vec())]);
     }
 
     #[test]

@@ -1282,17 +1282,22 @@ fn pipelining_sends_mail_rcpt_and_data_in_one_flight() {
     // The server reads all four commands before it says anything: a client that waited for
     // the reply to MAIL would time out here.
     let home = Home::new();
-    let script = greet(&["PIPELINING", "8BITMIME", "SIZE 1000000"])
-        .expect_prefix(&format!("MAIL FROM:<{FROM}>"))
-        .expect(&format!("RCPT TO:<{TO}>"))
-        .expect(&format!("RCPT TO:<{BOB}>"))
-        .expect("DATA")
-        .send("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n354 Go ahead\r\n")
-        .receive_data()
-        .reply("250 2.0.0 Ok: queued as PIPE1")
-        .expect("QUIT")
-        .reply("221 2.0.0 Bye")
-        .close();
+    let script = greet(&["PIPELINING", "8BITMIME", "SIZE 1000000"]).then(&format!(
+        "C: MAIL FROM:<{FROM}>*
+         C: RCPT TO:<{TO}>
+         C: RCPT TO:<{BOB}>
+         C: DATA
+         S: 250 2.1.0 Ok
+         S: 250 2.1.5 Ok
+         S: 250 2.1.5 Ok
+         S: 354 Go ahead
+         C: <body dot>
+         C: .
+         S: 250 2.0.0 Ok: queued as PIPE1
+         C: QUIT
+         S: 221 2.0.0 Bye
+         EOF"
+    ));
     let server = Server::start_with(vec![script], quick());
     let out = home
         .client()
@@ -1309,13 +1314,18 @@ fn pipelining_sends_mail_rcpt_and_data_in_one_flight() {
 #[test]
 fn chunking_with_pipelining_sends_everything_through_quit_in_one_flight() {
     let home = Home::new();
-    let script = greet(&["PIPELINING", "CHUNKING", "8BITMIME"])
-        .expect_prefix(&format!("MAIL FROM:<{FROM}>"))
-        .expect(&format!("RCPT TO:<{TO}>"))
-        .bdat()
-        .expect("QUIT")
-        .send("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: queued as CHUNK1\r\n221 2.0.0 Bye\r\n")
-        .close();
+    let script = greet(&["PIPELINING", "CHUNKING", "8BITMIME"]).then(&format!(
+        "C: MAIL FROM:<{FROM}>*
+         C: RCPT TO:<{TO}>
+         C: BDAT *          # one chunk, LAST
+         C: <body raw *>
+         C: QUIT
+         S: 250 2.1.0 Ok
+         S: 250 2.1.5 Ok
+         S: 250 2.0.0 Ok: queued as CHUNK1
+         S: 221 2.0.0 Bye
+         EOF"
+    ));
     let server = Server::start_with(vec![script], quick());
     let out = home
         .client()

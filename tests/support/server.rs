@@ -1,7 +1,10 @@
 //! A scripted SMTP server in a thread on 127.0.0.1:0. Each accepted connection runs one
-//! `Script`; every byte the client sends is recorded (decrypted once TLS is up) and handed back
-//! by `Server::finish` for assertions. Every wait is bounded: accept and reads by
-//! `Options`, stalls by their duration, and `finish` stops whatever is still waiting.
+//! `Script`, a list of transcript items (`transcript.rs`: `S:`, `C:`, `* TLS`, `EOF`, ...),
+//! built from text (`Script::parse`) or by builders (`GoodServer`, `Script::reply/expect`).
+//! Every byte the client sends is recorded (decrypted once TLS is up). `Server::finish`
+//! panics when the client left its script or sent more than it says, unless the test calls
+//! `finish_expecting_mismatch`. Every wait is bounded: accept and reads by `Options`, waits
+//! and trickles by their duration, and `finish` stops whatever is still waiting.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -36,11 +36,11 @@ pub enum Stage {
 /// What happens instead of the success reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// Send this reply line instead. A `4xx`/`5xx` ends the script in the tolerant tail
-    /// (except for a recipient while others are accepted); a `421` also closes the connection
-    /// (RFC 5321 §3.8).
+    /// Send this reply line instead. After a `4xx`/`5xx` (except for one recipient of
+    /// several) the client must send QUIT and nothing else; after a `421` the server closes
+    /// (RFC 5321 §3.8) and the client must send nothing more. A 2xx/3xx carries on.
     Reply(String),
-    /// Close the connection instead of replying.
+    /// Close the connection instead of replying; the client must send nothing more.
     Disconnect,
 }
 

@@ -400,7 +400,6 @@ fn starttls_auth_plain_delivers_and_reports() {
 
     let transcript = finish(server);
     let conn = transcript.only();
-    conn.assert_ok();
     assert_eq!(
         cleartext(conn),
         format!("EHLO {EHLO}\r\nSTARTTLS\r\n").as_bytes()
@@ -439,7 +438,8 @@ fn starttls_injection(reply_writes: &[&[u8]]) -> (Outcome, Transcript) {
     for write in reply_writes {
         script = script.send(write);
     }
-    let server = Server::start_with(vec![script.stall(Duration::from_secs(8))], quick());
+    // Nothing, or the start of a handshake: the callers check the bytes themselves.
+    let server = Server::start_with(vec![script.then("C: <anything>")], quick());
     let out = home
         .client()
         .server(server.port())
@@ -505,12 +505,12 @@ fn bytes_arriving_during_the_handshake_are_a_protocol_error() {
     // The 220 comes alone; the client starts its handshake; then cleartext arrives where the
     // ServerHello should be. It must fail the handshake, never be read as a reply.
     let home = Home::new();
-    let script = greet(&["STARTTLS", "AUTH PLAIN"])
-        .expect("STARTTLS")
-        .reply("220 go ahead")
-        .stall(Duration::from_millis(300))
-        .reply("250 fake")
-        .stall(Duration::from_secs(8));
+    let script = greet(&["STARTTLS", "AUTH PLAIN"]).expect("STARTTLS").then(
+        "S: 220 go ahead
+             * wait 300ms
+             S: 250 fake
+             C: <anything>   # a ClientHello, checked below",
+    );
     let server = Server::start_with(vec![script], quick());
     let out = home
         .client()
@@ -562,8 +562,13 @@ fn starttls_not_offered_is_exit_78_and_nothing_else_is_sent() {
 // ---------------------------------------------------------------------------------------------
 // Certificates
 
-/// Sends over STARTTLS to a server presenting `identity`, with these TLS flags.
-fn cert_run(identity: &support::certs::Identity, tls_args: &[OsString]) -> (Outcome, Transcript) {
+/// Sends over STARTTLS to a server presenting `identity`, with these TLS flags; `refused`:
+/// the client is meant to abort the handshake, which leaves the server's script there.
+fn cert_run(
+    identity: &support::certs::Identity,
+    tls_args: &[OsString],
+    refused: bool,
+) -> (Outcome, Transcript) {
     let home = Home::new();
     let server = GoodServer::new()
         .starttls(identity.server_config())
@@ -576,7 +581,12 @@ fn cert_run(identity: &support::certs::Identity, tls_args: &[OsString]) -> (Outc
         .args(["--user", USER, "--json"])
         .args(tls_args.iter().cloned())
         .run();
-    (out, finish(server))
+    let transcript = if refused {
+        server.finish_expecting_mismatch()
+    } else {
+        finish(server)
+    };
+    (out, transcript)
 }
 
 fn assert_certificate_refused(out: &Outcome, transcript: &Transcript) {
@@ -584,6 +594,8 @@ fn assert_certificate_refused(out: &Outcome, transcript: &Transcript) {
         .error_says(&["certificate verification failed"])
         .json_error("tls");
     let conn = transcript.only();
+    let error = conn.error.as_deref().unwrap_or_default();
+    assert!(error.contains("TLS handshake failed"), "{error}");
     assert_eq!(conn.tls_started_at, None, "the handshake must not complete");
     assert_eq!(
         conn.commands,
@@ -598,6 +610,7 @@ fn wrong_host_certificate_is_exit_78() {
     let (out, transcript) = cert_run(
         &pki.wrong_host,
         &["--ca-file".into(), pki.ca_file.clone().into()],
+        true,
     );
     assert_certificate_refused(&out, &transcript);
 }
@@ -608,6 +621,7 @@ fn self_signed_certificate_is_exit_78() {
     let (out, transcript) = cert_run(
         &pki.self_signed,
         &["--ca-file".into(), pki.ca_file.clone().into()],
+        true,
     );
     assert_certificate_refused(&out, &transcript);
 }
@@ -615,7 +629,7 @@ fn self_signed_certificate_is_exit_78() {
 #[test]
 fn private_ca_without_ca_file_is_exit_78() {
     let pki = Pki::new();
-    let (out, transcript) = cert_run(&pki.good, &[]);
+    let (out, transcript) = cert_run(&pki.good, &[], true);
     assert_certificate_refused(&out, &transcript);
     out.error_says(&["unknown issuer"]);
 }
@@ -626,6 +640,7 @@ fn expired_certificate_is_exit_78() {
     let (out, transcript) = cert_run(
         &pki.expired,
         &["--ca-file".into(), pki.ca_file.clone().into()],
+        true,
     );
     assert_certificate_refused(&out, &transcript);
     out.error_says(&["expired"]);
@@ -640,10 +655,11 @@ fn right_fingerprint_is_accepted_without_any_ca() {
             "--tls-fingerprint".into(),
             pki.self_signed.sha256_colons().into(),
         ],
+        false,
     );
     out.code(0);
     assert_eq!(out.json()["sent"], true);
-    transcript.only().assert_ok();
+    assert_eq!(transcript.only().messages.len(), 1);
 }
 
 #[test]
@@ -658,6 +674,7 @@ fn wrong_fingerprint_is_exit_78() {
             "--ca-file".into(),
             pki.ca_file.clone().into(),
         ],
+        true,
     );
     assert_certificate_refused(&out, &transcript);
 }
@@ -665,14 +682,14 @@ fn wrong_fingerprint_is_exit_78() {
 #[test]
 fn insecure_accepts_anything_and_warns() {
     let pki = Pki::new();
-    let (out, transcript) = cert_run(&pki.wrong_host, &["--insecure".into()]);
+    let (out, transcript) = cert_run(&pki.wrong_host, &["--insecure".into()], false);
     out.code(0);
     assert!(
         out.stderr.contains("warning") && out.stderr.contains("--insecure"),
         "{}",
         out.describe()
     );
-    transcript.only().assert_ok();
+    assert_eq!(transcript.only().messages.len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -720,7 +737,11 @@ fn fault_run(stage: Stage, fault: Fault) -> (Outcome, Transcript) {
     (out, finish(server))
 }
 
-/// Checks one fault: exit status, error line, JSON, and that no message went out before it.
+/// Checks one fault: exit status, error line, JSON, that no message went out before it, and
+/// what the client did next. The server's script (GoodServer) already insists on it: after a
+/// 4xx/5xx that leaves the dialogue in step, `C: QUIT`, `S: 221`, `EOF`; after a 421 or a drop,
+/// `EOF` and nothing more from the client (what it had pipelined before the fault aside).
+/// `finish()` fails the test otherwise; the record is checked here as well, to say so plainly.
 fn check_fault(stage: Stage, fault: Fault, want: &Expected) {
     let (out, transcript) = fault_run(stage, fault.clone());
     let context = format!("{stage:?} {fault:?}");
@@ -741,26 +762,54 @@ fn check_fault(stage: Stage, fault: Fault, want: &Expected) {
     if stage != Stage::DataEnd(0) {
         assert!(conn.messages.is_empty(), "{context}: a message went out");
     }
+    let quits = count(conn, "QUIT");
+    if closes(&fault) {
+        assert_eq!(quits, 0, "{context}: QUIT after the server hung up");
+    } else {
+        assert_eq!(quits, 1, "{context}: {:?}", conn.commands);
+        assert_eq!(
+            conn.commands.last().map(String::as_str),
+            Some("QUIT"),
+            "{context}: something after QUIT"
+        );
+    }
+}
+
+/// A 421 or a disconnect: the server is gone and the client must say nothing more.
+fn closes(fault: &Fault) -> bool {
+    match fault {
+        Fault::Disconnect => true,
+        Fault::Reply(reply) => reply.starts_with("421"),
+    }
 }
 
 /// A 4xx, `five` for a 5xx, a 421 and a disconnect at `stage`, which the error calls `name`.
 fn check_all_faults(stage: Stage, name: &'static str, five: Expected) {
-    check_fault(
-        stage,
-        Fault::Reply(TEMPORARY_4XX.into()),
-        &Expected::new(75, "temporary", &[name, "451"]),
-    );
-    check_fault(stage, Fault::Reply(PERMANENT_5XX.into()), &five);
-    check_fault(
-        stage,
-        Fault::Reply(CLOSING_421.into()),
-        &Expected::new(75, "temporary", &[name, "421"]),
-    );
-    check_fault(
-        stage,
-        Fault::Disconnect,
-        &Expected::new(75, "temporary", &["connection closed", name]),
-    );
+    check_faults(stage, name, five, &[]);
+}
+
+/// `check_all_faults`, leaving out the faults in `skip` (each has an ignored test of its own).
+fn check_faults(stage: Stage, name: &'static str, five: Expected, skip: &[Fault]) {
+    let cases = [
+        (
+            Fault::Reply(TEMPORARY_4XX.into()),
+            Expected::new(75, "temporary", &[name, "451"]),
+        ),
+        (Fault::Reply(PERMANENT_5XX.into()), five),
+        (
+            Fault::Reply(CLOSING_421.into()),
+            Expected::new(75, "temporary", &[name, "421"]),
+        ),
+        (
+            Fault::Disconnect,
+            Expected::new(75, "temporary", &["connection closed", name]),
+        ),
+    ];
+    for (fault, want) in cases {
+        if !skip.contains(&fault) {
+            check_fault(stage, fault, &want);
+        }
+    }
 }
 
 #[test]
@@ -838,10 +887,26 @@ fn faults_at_data() {
 
 #[test]
 fn faults_at_end_of_data() {
-    check_all_faults(
+    check_faults(
         Stage::DataEnd(0),
         "end of data",
         Expected::new(69, "permanent", &["end of data", "554"]),
+        &[Fault::Reply(CLOSING_421.into()), Fault::Disconnect],
+    );
+}
+
+#[test]
+#[ignore = "client bug: sends QUIT after a 421 or a dropped connection at the end of data"]
+fn a_421_or_a_drop_at_the_end_of_data_is_followed_by_nothing() {
+    check_fault(
+        Stage::DataEnd(0),
+        Fault::Reply(CLOSING_421.into()),
+        &Expected::new(75, "temporary", &["end of data", "421"]),
+    );
+    check_fault(
+        Stage::DataEnd(0),
+        Fault::Disconnect,
+        &Expected::new(75, "temporary", &["connection closed", "end of data"]),
     );
 }
 
@@ -911,7 +976,6 @@ fn one_of_two_recipients_refused_is_exit_69_and_the_other_gets_it() {
     assert_eq!(json["error"]["exit_code"], 69);
     assert_eq!(json["queue_id"], queue_id(0));
     let conn = transcript.only();
-    conn.assert_ok();
     assert_eq!(conn.messages.len(), 1);
     assert_eq!(count(conn, "DATA"), 1);
 }
@@ -997,13 +1061,36 @@ fn pipelined_data_answered_354_after_all_recipients_refused_sends_no_content() {
 // ---------------------------------------------------------------------------------------------
 // Disconnects and timeouts after the end of the data; retries
 
+/// A pipelining server that takes the message and then, instead of its reply, does `after`.
+fn after_the_final_dot(after: &str) -> Script {
+    Script::parse(&format!(
+        "S: 220 mx.quizmail.test ESMTP
+         C: EHLO {EHLO}
+         S: 250-mx.quizmail.test greets you
+         S: 250 PIPELINING
+         C: MAIL FROM:<{FROM}>*
+         C: RCPT TO:<{TO}>
+         C: DATA
+         S: 250 2.1.0 Ok
+         S: 250 2.1.5 Ok
+         S: 354 Go ahead
+         C: <body dot>
+         C: .
+         {after}"
+    ))
+}
+
+/// The commands the client sent after the end of its message.
+fn after_data(conn: &Connection) -> Vec<String> {
+    let at = conn.commands.iter().position(|c| c == "DATA");
+    conn.commands[at.map_or(0, |i| i + 1)..].to_vec()
+}
+
 #[test]
 fn disconnect_after_the_final_dot_is_not_sent_again() {
     let home = Home::new();
-    let dropped = GoodServer::new()
-        .message(Some(FROM), &[TO])
-        .fault(Stage::DataEnd(0), Fault::Disconnect)
-        .script();
+    // The strict "nothing after the drop" is a_421_or_a_drop_at_the_end_of_data_is_followed_by_nothing.
+    let dropped = after_the_final_dot("EOF\nC: <anything>");
     let spare = GoodServer::new().script();
     let server = Server::start_with(vec![dropped, spare], quick());
     let out = home
@@ -1034,11 +1121,8 @@ fn disconnect_after_the_final_dot_is_not_sent_again() {
 #[test]
 fn timeout_after_the_final_dot_is_not_sent_again() {
     let home = Home::new();
-    let silent = greet(&["PIPELINING"])
-        .read_until("DATA")
-        .reply("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 Go ahead")
-        .receive_data()
-        .stall(Duration::from_secs(8));
+    // No reply: the client's --timeout runs out long before the wait.
+    let silent = after_the_final_dot("* wait 8s\nC: <anything>");
     let spare = GoodServer::new().script();
     let server = Server::start_with(vec![silent, spare], quick());
     let out = home
@@ -1056,7 +1140,11 @@ fn timeout_after_the_final_dot_is_not_sent_again() {
         1,
         "the message was sent again"
     );
-    assert_eq!(transcript.connections[0].messages.len(), 1);
+    let conn = &transcript.connections[0];
+    assert_eq!(conn.messages.len(), 1);
+    // Out of step after a timeout: at most a QUIT, never the message or a new transaction.
+    let after = after_data(conn);
+    assert!(after.is_empty() || after == ["QUIT"], "{after:?}");
 }
 
 #[test]
@@ -1088,11 +1176,12 @@ fn retry_after_a_421_greeting_connects_again_and_delivers() {
     assert_eq!(json["error"], Value::Null);
     let transcript = finish(server);
     assert_eq!(transcript.connections.len(), 2);
-    assert!(transcript.connections[0]
-        .commands
-        .iter()
-        .all(|c| c == "QUIT"));
-    transcript.connections[1].assert_ok();
+    // After the 421 the client said nothing at all (the script ends `EOF`).
+    assert!(
+        transcript.connections[0].commands.is_empty(),
+        "{:?}",
+        transcript.connections[0].commands
+    );
     assert_eq!(transcript.connections[1].messages.len(), 1);
 }
 
@@ -1193,17 +1282,22 @@ fn pipelining_sends_mail_rcpt_and_data_in_one_flight() {
     // The server reads all four commands before it says anything: a client that waited for
     // the reply to MAIL would time out here.
     let home = Home::new();
-    let script = greet(&["PIPELINING", "8BITMIME", "SIZE 1000000"])
-        .expect_prefix(&format!("MAIL FROM:<{FROM}>"))
-        .expect(&format!("RCPT TO:<{TO}>"))
-        .expect(&format!("RCPT TO:<{BOB}>"))
-        .expect("DATA")
-        .send("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n354 Go ahead\r\n")
-        .receive_data()
-        .reply("250 2.0.0 Ok: queued as PIPE1")
-        .expect("QUIT")
-        .reply("221 2.0.0 Bye")
-        .close();
+    let script = greet(&["PIPELINING", "8BITMIME", "SIZE 1000000"]).then(&format!(
+        "C: MAIL FROM:<{FROM}>*
+         C: RCPT TO:<{TO}>
+         C: RCPT TO:<{BOB}>
+         C: DATA
+         S: 250 2.1.0 Ok
+         S: 250 2.1.5 Ok
+         S: 250 2.1.5 Ok
+         S: 354 Go ahead
+         C: <body dot>
+         C: .
+         S: 250 2.0.0 Ok: queued as PIPE1
+         C: QUIT
+         S: 221 2.0.0 Bye
+         EOF"
+    ));
     let server = Server::start_with(vec![script], quick());
     let out = home
         .client()
@@ -1214,20 +1308,24 @@ fn pipelining_sends_mail_rcpt_and_data_in_one_flight() {
     out.code(0);
     assert_eq!(out.json()["queue_id"], "PIPE1");
     let transcript = finish(server);
-    transcript.only().assert_ok();
     assert_eq!(transcript.only().messages.len(), 1);
 }
 
 #[test]
 fn chunking_with_pipelining_sends_everything_through_quit_in_one_flight() {
     let home = Home::new();
-    let script = greet(&["PIPELINING", "CHUNKING", "8BITMIME"])
-        .expect_prefix(&format!("MAIL FROM:<{FROM}>"))
-        .expect(&format!("RCPT TO:<{TO}>"))
-        .bdat()
-        .expect("QUIT")
-        .send("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: queued as CHUNK1\r\n221 2.0.0 Bye\r\n")
-        .close();
+    let script = greet(&["PIPELINING", "CHUNKING", "8BITMIME"]).then(&format!(
+        "C: MAIL FROM:<{FROM}>*
+         C: RCPT TO:<{TO}>
+         C: BDAT *          # one chunk, LAST
+         C: <body raw *>
+         C: QUIT
+         S: 250 2.1.0 Ok
+         S: 250 2.1.5 Ok
+         S: 250 2.0.0 Ok: queued as CHUNK1
+         S: 221 2.0.0 Bye
+         EOF"
+    ));
     let server = Server::start_with(vec![script], quick());
     let out = home
         .client()
@@ -1240,7 +1338,6 @@ fn chunking_with_pipelining_sends_everything_through_quit_in_one_flight() {
     assert_eq!(json["queue_id"], "CHUNK1");
     let transcript = finish(server);
     let conn = transcript.only();
-    conn.assert_ok();
     assert_eq!(conn.messages.len(), 1);
     let message = &conn.messages[0];
     assert!(message.bdat);
@@ -1312,7 +1409,6 @@ fn without_pipelining_one_command_per_reply_delivers() {
         .run();
     out.code(0);
     let transcript = finish(server);
-    transcript.only().assert_ok();
     assert_eq!(
         verbs(transcript.only()),
         ["EHLO", "MAIL", "RCPT", "RCPT", "DATA", "QUIT"]
@@ -1351,7 +1447,6 @@ fn auth_auto_over_tls_prefers_plain_with_an_initial_response() {
     assert_eq!(out.json()["auth"], "PLAIN");
     let transcript = finish(server);
     let conn = transcript.only();
-    conn.assert_ok();
     let auth = conn.auth.as_ref().expect("AUTH ran");
     assert_eq!(auth.mechanism, "PLAIN");
     let auth_lines: Vec<&String> = conn
@@ -1401,9 +1496,15 @@ fn wrong_password_is_exit_77_and_no_other_mechanism_is_tried() {
 #[test]
 fn auth_auto_in_the_clear_refuses_plain_and_login() {
     let home = Home::new();
-    let server = GoodServer::new()
-        .auth(&["PLAIN", "LOGIN"], USER, PASSWORD)
-        .start();
+    let server = Server::one(Script::parse(
+        "S: 220 mx.quizmail.test ESMTP
+         C: EHLO client.test
+         S: 250-mx.quizmail.test greets you
+         S: 250 AUTH PLAIN LOGIN
+         C: QUIT   # neither may go in the clear unless named: no AUTH at all
+         S: 221 2.0.0 Bye
+         EOF",
+    ));
     let out = home
         .client()
         .server(server.port())
@@ -1437,7 +1538,6 @@ fn auth_auto_in_the_clear_uses_cram_md5() {
     assert_eq!(out.json()["auth"], "CRAM-MD5");
     let transcript = finish(server);
     let conn = transcript.only();
-    conn.assert_ok();
     assert!(conn.auth.as_ref().expect("AUTH ran").accepted);
     assert_no_secret(&conn.received, "the cleartext connection");
 }
@@ -1643,8 +1743,7 @@ fn dot_lines_arrive_intact_and_line_ends_are_crlf_on_the_wire() {
     out.code(0);
     let transcript = finish(server);
     let conn = transcript.only();
-    // The support server reads lines strictly: a bare LF would have failed the script.
-    conn.assert_ok();
+    // The support server reads lines strictly: a bare LF would have failed finish().
     for (i, pair) in conn.received.windows(2).enumerate() {
         assert!(
             pair != b"\r\r" && !(pair[0] == b'\r' && pair[1] != b'\n'),
@@ -1781,7 +1880,6 @@ fn grade_mode_sends_each_student_and_the_summary_over_one_connection() {
 
     let transcript = finish(server);
     let conn = transcript.only();
-    conn.assert_ok();
     assert_eq!(count(conn, "EHLO"), 1);
     assert_eq!(count(conn, "RSET"), 5);
     assert_eq!(conn.messages.len(), 6);
@@ -1845,7 +1943,6 @@ fn grade_mode_bad_address_in_the_roster_does_not_stop_the_batch() {
     }
     let transcript = finish(server);
     let conn = transcript.only();
-    conn.assert_ok();
     assert_eq!(conn.messages.len(), 5);
 }
 
@@ -1859,12 +1956,13 @@ fn grade_mode_reconnects_after_a_421_and_carries_on() {
     for (i, (_, email, _)) in STUDENTS.iter().enumerate().take(2) {
         first = accept_message(first, i == 0, email, &i.to_string());
     }
-    let first = first
-        .expect("RSET")
-        .reply("250 2.0.0 Ok")
-        .expect_prefix("MAIL FROM:")
-        .reply("421 4.3.2 Shutting down, come back later")
-        .close();
+    let first = first.expect("RSET").reply("250 2.0.0 Ok").then(
+        "C: MAIL FROM:*
+             S: 421 4.3.2 Shutting down, come back later
+             C: RCPT TO:<cy@example.com>   # pipelined before the 421 arrived
+             C: DATA
+             EOF",
+    );
     // The second takes the rest: no RSET before its first message.
     let mut second = greet(&ext);
     for (i, (_, email, _)) in STUDENTS.iter().enumerate().skip(2) {
@@ -1883,7 +1981,6 @@ fn grade_mode_reconnects_after_a_421_and_carries_on() {
     assert!(messages.iter().all(|m| m["sent"] == true), "{json:#}");
     let transcript = finish(server);
     assert_eq!(transcript.connections.len(), 2);
-    transcript.connections[1].assert_ok();
     assert_eq!(transcript.connections[0].messages.len(), 2);
     assert_eq!(transcript.connections[1].messages.len(), 4);
     let third = head(&transcript.connections[1].messages[0].content);
@@ -1931,7 +2028,6 @@ fn grade_mode_refused_student_is_reported_and_the_rest_go_over_the_same_connecti
     }
     let transcript = finish(server);
     let conn = transcript.only();
-    conn.assert_ok();
     assert_eq!(conn.messages.len(), 5);
 }
 
@@ -2093,7 +2189,7 @@ fn config_file_names_the_server() {
     let json = out.json();
     assert_eq!(json["transport"], "smtp");
     assert_eq!(json["server"], format!("127.0.0.1:{}", server.port()));
-    finish(server).only().assert_ok();
+    finish(server);
 }
 
 #[test]
@@ -2113,7 +2209,7 @@ fn server_flag_beats_the_config_file() {
         .run();
     out.code(0);
     assert_eq!(out.json()["server"], format!("127.0.0.1:{}", server.port()));
-    finish(server).only().assert_ok();
+    finish(server);
 }
 
 #[test]
@@ -2130,7 +2226,7 @@ fn environment_beats_the_config_file_and_the_flag_beats_both() {
         .args(["--json", "--timeout", "2", "--retries", "0"])
         .run();
     out.code(0);
-    finish(server).only().assert_ok();
+    finish(server);
     // Flags over the environment: the server offers no STARTTLS, so SMTP_TLS winning would
     // be exit 78.
     let server = GoodServer::new().start();
@@ -2143,7 +2239,7 @@ fn environment_beats_the_config_file_and_the_flag_beats_both() {
         .args(["--tls", "none", "--json"])
         .run();
     out.code(0);
-    finish(server).only().assert_ok();
+    finish(server);
 }
 
 #[test]
@@ -2185,7 +2281,6 @@ fn implicit_tls_delivers_and_refuses_an_expired_certificate() {
     out.code(0);
     assert_eq!(out.json()["tls"]["mode"], "implicit");
     let transcript = finish(server);
-    transcript.only().assert_ok();
     assert_eq!(transcript.only().tls_started_at, Some(0));
 
     let server = GoodServer::new()
@@ -2202,7 +2297,8 @@ fn implicit_tls_delivers_and_refuses_an_expired_certificate() {
     out.code(78)
         .error_says(&["certificate verification failed", "expired"]);
     out.json_error("tls");
-    let transcript = finish(server);
+    // The client aborts the handshake, so the script stops at its `* TLS`.
+    let transcript = server.finish_expecting_mismatch();
     assert!(transcript.only().commands.is_empty());
     assert_no_secret(&transcript.only().received, "the connection");
 }
@@ -2237,22 +2333,14 @@ fn password_that_cannot_be_had_is_exit_78_before_connecting() {
 fn message_over_the_size_limit_is_exit_69_without_mail() {
     let home = Home::new();
     let body = home.file("big.txt", "0123456789 abcdefghij\n".repeat(100).as_bytes());
-    let server = GoodServer::new()
-        .extensions(&["PIPELINING", "SIZE 1000"])
-        .start();
+    // No MAIL; the missing QUIT is `refusing_after_ehlo_says_quit_first`.
+    let script = greet(&["PIPELINING", "SIZE 1000"]).then("C: <anything>");
+    let server = Server::start_with(vec![script], quick());
     let out = home
         .client()
         .server(server.port())
-        .args([
-            "--from",
-            FROM,
-            "--to",
-            TO,
-            "--tls",
-            "none",
-            "--json",
-            "--body-file",
-        ])
+        .args(["--from", FROM, "--to", TO, "--tls", "none", "--json"])
+        .arg("--body-file")
         .arg(&body)
         .run();
     out.code(69).error_says(&["exceeds", "1000"]);
@@ -2385,7 +2473,6 @@ fn bcc_is_in_the_envelope_and_never_on_the_wire() {
     out.code(0);
     let transcript = finish(server);
     let conn = transcript.only();
-    conn.assert_ok();
     let content = String::from_utf8_lossy(&conn.messages[0].content).to_ascii_lowercase();
     assert!(!content.contains("bcc:"), "{content}");
     assert!(!content.contains(hidden), "{content}");
@@ -2421,7 +2508,6 @@ fn prepared_message_with_read_recipients_strips_bcc_and_is_dot_stuffed() {
     assert_eq!(json["envelope_from"], FROM);
     let transcript = finish(server);
     let conn = transcript.only();
-    conn.assert_ok();
     let received = &conn.messages[0];
     let content = String::from_utf8_lossy(&received.content);
     assert!(!content.to_ascii_lowercase().contains("bcc:"), "{content}");
@@ -2436,21 +2522,14 @@ fn prepared_message_with_read_recipients_strips_bcc_and_is_dot_stuffed() {
 #[test]
 fn address_needing_smtputf8_is_exit_65_when_the_server_lacks_it() {
     let home = Home::new();
-    let server = Server::start_with(vec![GoodServer::new().script()], quick());
+    // No MAIL; the missing QUIT is `refusing_after_ehlo_says_quit_first` below.
+    let script = greet(&["PIPELINING", "8BITMIME"]).then("C: <anything>");
+    let server = Server::start_with(vec![script], quick());
     let out = home
         .client()
         .server(server.port())
-        .args([
-            "--from",
-            FROM,
-            "--to",
-            "josé@example.com",
-            "--body",
-            "x",
-            "--tls",
-            "none",
-            "--json",
-        ])
+        .args(["--from", FROM, "--to", "josé@example.com", "--body", "x"])
+        .args(["--tls", "none", "--json"])
         .run();
     out.code(65).error_says(&["SMTPUTF8"]);
     out.json_error("input");
@@ -2461,6 +2540,42 @@ fn address_needing_smtputf8_is_exit_65_when_the_server_lacks_it() {
         "{:?}",
         transcript.only().commands
     );
+}
+
+#[test]
+#[ignore = "client bug: closes without QUIT when it refuses a message after EHLO (SIZE, SMTPUTF8)"]
+fn refusing_after_ehlo_says_quit_first() {
+    // RFC 5321 §4.1.1.10: the client closes only after QUIT.
+    let home = Home::new();
+    let big = home.file("big.txt", "0123456789 abcdefghij\n".repeat(100).as_bytes());
+    let cases: [(&[&str], Vec<OsString>, i32); 2] = [
+        (
+            &["PIPELINING", "8BITMIME"],
+            flags(&["--to", "josé@example.com", "--body", "x"]),
+            65,
+        ),
+        (
+            &["PIPELINING", "SIZE 1000"],
+            vec!["--to".into(), TO.into(), "--body-file".into(), big.into()],
+            69,
+        ),
+    ];
+    for (extensions, args, code) in cases {
+        let script = greet(extensions).then(
+            "C: QUIT
+             S: 221 2.0.0 Bye
+             EOF",
+        );
+        let server = Server::start_with(vec![script], quick());
+        let out = home
+            .client()
+            .server(server.port())
+            .args(["--from", FROM, "--tls", "none"])
+            .args(args)
+            .run();
+        out.code(code);
+        finish(server);
+    }
 }
 
 #[test]
@@ -2494,7 +2609,6 @@ fn an_outbox_file_sent_later_arrives_byte_for_byte() {
     out.code(0);
     assert_eq!(out.json()["envelope_from"], FROM);
     let transcript = finish(server);
-    transcript.only().assert_ok();
     assert_eq!(
         String::from_utf8_lossy(&transcript.only().messages[0].content),
         String::from_utf8_lossy(&saved)
@@ -2506,14 +2620,26 @@ fn an_outbox_file_sent_later_arrives_byte_for_byte() {
 
 #[test]
 fn probe_reports_the_certificate_and_sends_no_mail_and_no_auth() {
-    // The script wants AUTH next, so it hangs up on the QUIT without a reply or close_notify:
-    // the probe is complete by then and still succeeds.
     let pki = Pki::new();
     let home = Home::new();
-    let server = GoodServer::new()
-        .starttls(pki.good.server_config())
-        .auth(&["LOGIN", "PLAIN"], USER, PASSWORD)
-        .start();
+    let script = Script::parse(
+        "S: 220 mx.quizmail.test ESMTP
+         C: EHLO client.test
+         S: 250-mx.quizmail.test greets you
+         S: 250-SIZE 10485760
+         S: 250 STARTTLS
+         C: STARTTLS
+         S: 220 2.0.0 Ready to start TLS
+         * TLS
+         C: EHLO client.test
+         S: 250-mx.quizmail.test greets you
+         S: 250-SIZE 10485760
+         S: 250 AUTH LOGIN PLAIN
+         C: QUIT
+         EOF   # no 221 and no close_notify: the probe is complete by then",
+    )
+    .tls(pki.good.server_config());
+    let server = Server::start_with(vec![script], quick());
     let out = home
         .client()
         .server(server.port())
@@ -2600,7 +2726,6 @@ fn quiz_mode_mails_the_results() {
     assert_eq!(json["quiz"]["passed"], true);
     let transcript = finish(server);
     let conn = transcript.only();
-    conn.assert_ok();
     let content = String::from_utf8_lossy(&conn.messages[0].content);
     assert!(content.contains("results.csv"), "{content}");
     assert!(content.contains("multipart/alternative"), "{content}");
@@ -2631,7 +2756,6 @@ fn eight_bit_body_travels_as_seven_bit_to_a_server_without_8bitmime() {
     out.code(0);
     let transcript = finish(server);
     let conn = transcript.only();
-    conn.assert_ok();
     assert!(
         conn.received.is_ascii(),
         "8-bit octets sent without 8BITMIME"
@@ -2761,7 +2885,7 @@ fn quiet_prints_nothing_on_success_and_only_the_error_on_failure() {
     out.code(0);
     assert_eq!(out.stderr, "", "{}", out.describe());
     assert_eq!(out.stdout, "", "{}", out.describe());
-    finish(server).only().assert_ok();
+    finish(server);
 
     let server = GoodServer::new()
         .fault(Stage::Mail(0), Fault::Reply(PERMANENT_5XX.into()))
@@ -2892,4 +3016,343 @@ fn misaligned_envelope_and_dkim_domains_are_warned_about() {
         .run();
     out.code(0);
     assert!(!out.stderr.contains("alignment"), "{}", out.describe());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trickling servers: --timeout bounds the whole reply, not each byte
+
+/// The bound on a run against a trickling server: the timeout and some slack, far below what
+/// a client that waited byte by byte would take.
+const TRICKLE_LIMIT: Duration = Duration::from_secs(8);
+
+/// Runs a plain send against `script`. With `retry`, `--retries 1` and a spare connection
+/// that must stay unused (after the end of the data nothing is sent again); else no retries.
+fn trickle_run(script: Script, retry: bool) -> (Outcome, Transcript) {
+    let home = Home::new();
+    let mut scripts = vec![script];
+    if retry {
+        scripts.push(GoodServer::new().script());
+    }
+    let server = Server::start_with(scripts, quick());
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none", "--json"])
+        .retries(u32::from(retry))
+        .run();
+    (out, finish(server))
+}
+
+/// Exit 75 within the bound, one error line naming `stage` and the timeout, one connection.
+fn assert_trickle_timed_out(out: &Outcome, transcript: &Transcript, stage: &str) {
+    out.code(75).error_says(&["timed out", stage]);
+    out.json_error("temporary");
+    assert!(
+        out.elapsed < TRICKLE_LIMIT,
+        "took {:?}\n{}",
+        out.elapsed,
+        out.describe()
+    );
+    assert_eq!(transcript.connections.len(), 1, "tried again");
+}
+
+#[test]
+fn greeting_trickled_forever_times_out() {
+    let (out, transcript) = trickle_run(
+        Script::parse(
+            "* trickle 2s
+         S: 220 mx.quizmail.test ESMTP and this greeting takes its time, a byte every two seconds
+         C: <anything>   # at most a QUIT; checked below",
+        ),
+        false,
+    );
+    assert_trickle_timed_out(&out, &transcript, "greeting");
+    let sent = &transcript.only().commands;
+    assert!(sent.is_empty() || sent == &["QUIT"], "{sent:?}");
+}
+
+#[test]
+fn ehlo_reply_trickled_times_out() {
+    let (out, transcript) = trickle_run(
+        Script::parse(&format!(
+            "S: 220 mx.quizmail.test ESMTP
+         C: EHLO {EHLO}
+         * trickle 2s
+         S: 250-mx.quizmail.test greets you
+         S: 250 PIPELINING
+         C: <anything>"
+        )),
+        false,
+    );
+    assert_trickle_timed_out(&out, &transcript, "EHLO");
+    let sent = &transcript.only().commands;
+    assert!(sent[1..].is_empty() || sent[1..] == ["QUIT"], "{sent:?}");
+}
+
+#[test]
+fn end_of_data_reply_trickled_times_out_and_is_not_sent_again() {
+    let (out, transcript) = trickle_run(
+        after_the_final_dot("* trickle 2s\nS: 250 2.0.0 Ok: queued as SLOW1\nC: <anything>"),
+        true,
+    );
+    assert_trickle_timed_out(&out, &transcript, "end of data");
+    out.error_says(&["may have been delivered"]);
+    let conn = transcript.only();
+    assert_eq!(conn.messages.len(), 1);
+    let after = after_data(conn);
+    assert!(after.is_empty() || after == ["QUIT"], "{after:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Success codes that are not the usual 250
+
+#[test]
+fn rcpt_answered_252_is_accepted() {
+    let home = Home::new();
+    let server = GoodServer::new()
+        .message(Some(FROM), &[TO])
+        .fault(
+            Stage::Rcpt(0, 0),
+            Fault::Reply("252 2.1.5 Cannot VRFY user, but will accept message".into()),
+        )
+        .start();
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none", "--json"])
+        .run();
+    out.code(0);
+    assert_eq!(out.json()["accepted"], serde_json::json!([TO]));
+    assert_eq!(finish(server).only().messages.len(), 1);
+}
+
+#[test]
+fn mail_answered_with_an_unlisted_251_is_accepted() {
+    let home = Home::new();
+    let server = GoodServer::new()
+        .message(Some(FROM), &[TO])
+        .fault(
+            Stage::Mail(0),
+            Fault::Reply("251 2.1.0 Sender ok, will forward".into()),
+        )
+        .start();
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none", "--json"])
+        .run();
+    out.code(0);
+    assert_eq!(out.json()["sent"], true);
+    assert_eq!(finish(server).only().messages.len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies that do not fit, and bytes that do not belong in a reply
+
+#[test]
+fn auth_login_answered_235_before_any_credentials_is_exit_76() {
+    let home = Home::new();
+    let server = Server::start_with(
+        vec![Script::parse(&format!(
+            "S: 220 mx.quizmail.test ESMTP
+             C: EHLO {EHLO}
+             S: 250-mx.quizmail.test greets you
+             S: 250 AUTH LOGIN
+             C: AUTH LOGIN*
+             S: 235 2.7.0 Authentication successful   # LOGIN asked nothing yet
+             C: <eof>"
+        ))],
+        quick(),
+    );
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--user", USER, "--auth", "login", "--tls", "none", "--json"])
+        .run();
+    out.code(76).error_says(&["AUTH", "235"]);
+    out.json_error("protocol");
+    out.no_secret_in_output();
+    let transcript = finish(server);
+    assert_no_secret(&transcript.only().received, "the connection");
+}
+
+#[test]
+fn a_nul_or_an_escape_inside_a_reply_is_exit_76() {
+    for control in [r"\x00", r"\x1b"] {
+        let home = Home::new();
+        let server = Server::start_with(
+            vec![Script::parse(&format!(
+                "S: 220 mx.quizmail.test{control} ESMTP
+                 C: <eof>   # a protocol error: nothing more"
+            ))],
+            quick(),
+        );
+        let out = home
+            .client()
+            .server(server.port())
+            .mail()
+            .args(["--tls", "none", "--json"])
+            .run();
+        out.code(76).error_says(&["malformed reply", "greeting"]);
+        out.json_error("protocol");
+        finish(server);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A quoted local part
+
+const QUOTED: &str = "\"john doe\"@example.com";
+
+#[test]
+fn quoted_local_part_is_sent_as_it_is_and_kept_in_to() {
+    let home = Home::new();
+    let server = Server::start_with(
+        vec![GoodServer::new().message(Some(FROM), &[QUOTED]).script()],
+        quick(),
+    );
+    let out = home
+        .client()
+        .server(server.port())
+        .args([
+            "--from",
+            FROM,
+            "--to",
+            QUOTED,
+            "--subject",
+            "q",
+            "--body",
+            "x",
+        ])
+        .args(["--tls", "none", "--json"])
+        .run();
+    out.code(0);
+    let transcript = finish(server);
+    let conn = transcript.only();
+    assert!(
+        conn.commands.contains(&format!("RCPT TO:<{QUOTED}>")),
+        "{:?}",
+        conn.commands
+    );
+    let head = head(&conn.messages[0].content);
+    assert!(head.contains(&format!("\r\nTo: {QUOTED}")), "{head}");
+}
+
+#[test]
+fn cr_or_lf_inside_a_quoted_local_part_is_exit_65_before_connecting() {
+    for evil in ["\"john\rdoe\"@example.com", "\"john\ndoe\"@example.com"] {
+        let home = Home::new();
+        refused_before_connecting(
+            &home,
+            flags(&["--from", FROM, "--to", evil, "--body", "x"]),
+            &["--target-email"],
+        );
+    }
+}
+
+#[test]
+fn nul_inside_a_quoted_local_part_is_exit_65_before_connecting() {
+    // A NUL cannot be on a command line; a prepared message's To can hold one.
+    let home = Home::new();
+    let message = home.file(
+        "nul.eml",
+        format!("From: {FROM}\nTo: \"john\0doe\"@example.com\nSubject: nul\n\nx\n").as_bytes(),
+    );
+    let server = GoodServer::new().start();
+    let out = home
+        .client()
+        .server(server.port())
+        .args(["--tls", "none", "--json", "-t", "--message"])
+        .arg(&message)
+        .run();
+    out.code(65);
+    out.json_error("input");
+    assert!(finish(server).connections.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exit codes of cli.md not covered above: 66 for inputs, 73 for outputs
+
+#[test]
+fn missing_inputs_are_exit_66_before_connecting() {
+    let home = Home::new();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--body", "x", "--attach", "/nonexistent/a.pdf"],
+            "/nonexistent/a.pdf",
+        ),
+        (
+            &["--body-file", "/nonexistent/body.txt"],
+            "/nonexistent/body.txt",
+        ),
+        (
+            &[
+                "--quiz",
+                "/nonexistent/quiz.toml",
+                "--answers",
+                "a",
+                "--name",
+                "Ada",
+                "--yes",
+            ],
+            "/nonexistent/quiz.toml",
+        ),
+    ];
+    for (args, says) in cases {
+        let server = GoodServer::new().start();
+        let out = home
+            .client()
+            .server(server.port())
+            .args(["--from", FROM, "--to", TO, "--tls", "none", "--json"])
+            .args(args)
+            .run();
+        out.code(66).error_says(&[says]);
+        out.json_error("input");
+        assert!(finish(server).connections.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn empty_standard_input_for_the_body_is_exit_66() {
+    let home = Home::new();
+    let server = GoodServer::new().start();
+    let out = home
+        .client()
+        .server(server.port())
+        .args(["--from", FROM, "--to", TO, "--body-file", "-"])
+        .args(["--tls", "none", "--json"])
+        .run();
+    out.code(66);
+    out.json_error("input");
+    assert!(finish(server).connections.is_empty());
+}
+
+#[test]
+fn save_file_that_cannot_be_written_is_exit_73() {
+    let home = Home::new();
+    let out = home
+        .client()
+        .mail()
+        .args(["--dry-run", "--json", "--save", "/nonexistent/dir/sent.eml"])
+        .run();
+    out.code(73).error_says(&["/nonexistent/dir/sent.eml"]);
+}
+
+#[test]
+fn outbox_that_cannot_be_written_is_exit_73() {
+    let home = Home::new();
+    // A regular file where the outbox directory should be.
+    let blocker = home.file("not-a-dir", b"x");
+    let out = home
+        .client()
+        .mail()
+        .arg("--json")
+        .arg("--outbox")
+        .arg(&blocker)
+        .run();
+    out.code(73).error_says(&["not-a-dir"]);
 }

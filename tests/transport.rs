@@ -110,7 +110,7 @@ fn localhost_resolves_and_connects() {
     let mut stream = Stream::plain(tcp, TIMEOUT).unwrap();
     assert!(read_reply(&mut stream).unwrap().starts_with("220 "));
     drop(stream);
-    server.finish();
+    server.finish_expecting_mismatch();
 }
 
 #[test]
@@ -304,7 +304,7 @@ fn data_after_starttls_220_is_injection() {
         err.to_string(),
         "protocol error: data sent after 220 to STARTTLS"
     );
-    let transcript = server.finish();
+    let transcript = server.finish_expecting_mismatch();
     // The client never began a handshake: the server saw no ClientHello.
     assert!(transcript.only().error.is_some());
     assert_eq!(transcript.only().received, b"STARTTLS\r\n");
@@ -320,7 +320,7 @@ fn starttls_on_tls_stream_is_refused() {
     let mut tls = Stream::implicit_tls(tcp, name.clone(), config.clone(), TIMEOUT).unwrap();
     let err = tls.starttls(name, config).unwrap_err();
     assert!(matches!(err, TransportError::AlreadyTls), "{err:?}");
-    server.finish();
+    server.finish_expecting_mismatch();
 }
 
 #[test]
@@ -345,7 +345,7 @@ fn wrong_host_certificate_is_rejected() {
         text.ends_with("use --ca-file or --tls-fingerprint"),
         "{text}"
     );
-    let transcript = server.finish();
+    let transcript = server.finish_expecting_mismatch();
     assert!(transcript
         .only()
         .error
@@ -366,7 +366,7 @@ fn self_signed_certificate_is_untrusted() {
     .unwrap_err();
     assert_eq!(cert_problem(&err), CertProblem::UnknownIssuer);
     assert_eq!(err.class(), ErrorClass::Tls);
-    server.finish();
+    server.finish_expecting_mismatch();
 }
 
 #[test]
@@ -375,7 +375,7 @@ fn private_ca_is_untrusted_by_web_roots() {
     let server = implicit_server(&pki.good);
     let err = implicit_client(server.port(), "localhost", &TlsPolicy::WebRoots).unwrap_err();
     assert_eq!(cert_problem(&err), CertProblem::UnknownIssuer);
-    server.finish();
+    server.finish_expecting_mismatch();
 }
 
 #[test]
@@ -390,7 +390,7 @@ fn expired_certificate_is_rejected() {
     .unwrap_err();
     assert_eq!(cert_problem(&err), CertProblem::Expired);
     assert!(err.to_string().contains("expired"), "{err}");
-    server.finish();
+    server.finish_expecting_mismatch();
 }
 
 #[test]
@@ -424,7 +424,7 @@ fn fingerprint_mismatch_is_rejected() {
     let text = err.to_string();
     assert!(text.contains(&pki.self_signed.sha256), "{text}");
     assert!(text.contains(&pki.good.sha256), "{text}");
-    server.finish();
+    server.finish_expecting_mismatch();
 }
 
 #[test]
@@ -480,7 +480,7 @@ fn close_during_handshake_is_closed() {
     )
     .unwrap_err();
     assert!(matches!(err, TransportError::Closed { .. }), "{err:?}");
-    server.finish();
+    server.finish_expecting_mismatch();
 }
 
 #[test]
@@ -497,7 +497,7 @@ fn plaintext_server_on_tls_port_is_a_tls_error() {
     .unwrap_err();
     assert!(matches!(err, TransportError::Tls { .. }), "{err:?}");
     assert_eq!(err.class(), ErrorClass::Protocol);
-    server.finish();
+    server.finish_expecting_mismatch();
 }
 
 #[test]
@@ -760,7 +760,7 @@ fn server_records_script_mismatch_and_missing_connections() {
     drop(s);
     // finish() must not wait for the second, never-made connection.
     let started = Instant::now();
-    let transcript = server.finish();
+    let transcript = server.finish_expecting_mismatch();
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(transcript.finished);
     assert_eq!(transcript.connections.len(), 1);

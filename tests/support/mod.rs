@@ -1,6 +1,8 @@
 //! Shared test library for quizmail's end-to-end tests: `mod support;` from a file in `tests/`.
 //!
-//! - `server`: a scripted SMTP server on 127.0.0.1:0 recording every byte the client sends.
+//! - `transcript`: the `S:`/`C:` transcript language (std only; `src/` unit tests share it).
+//! - `server`: a scripted SMTP server on 127.0.0.1:0 that runs transcripts, records every byte
+//!   the client sends, and fails the test at `finish()` when the client left the script.
 //! - `smtp`: `GoodServer`, a script builder for a well-behaved submission server with faults.
 //! - `certs`: a test PKI (CA, good, wrong-host, expired and self-signed leaves) made with rcgen.
 //!
@@ -23,6 +25,7 @@
 pub mod certs;
 pub mod server;
 pub mod smtp;
+pub mod transcript;
 
 use std::net::{SocketAddr, TcpListener};
 

@@ -1,7 +1,10 @@
 //! A scripted SMTP server in a thread on 127.0.0.1:0. Each accepted connection runs one
-//! `Script`; every byte the client sends is recorded (decrypted once TLS is up) and handed back
-//! by `Server::finish` for assertions. Every wait is bounded: accept and reads by
-//! `Options`, stalls by their duration, and `finish` stops whatever is still waiting.
+//! `Script`, a list of transcript items (`transcript.rs`: `S:`, `C:`, `* TLS`, `EOF`, ...),
+//! built from text (`Script::parse`) or by builders (`GoodServer`, `Script::reply/expect`).
+//! Every byte the client sends is recorded (decrypted once TLS is up). `Server::finish`
+//! panics when the client left its script or sent more than it says, unless the test calls
+//! `finish_expecting_mismatch`. Every wait is bounded: accept and reads by `Options`, waits
+//! and trickles by their duration, and `finish` stops whatever is still waiting.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -22,77 +25,70 @@ const MAX_LINE: usize = 1 << 20;
 /// `EndlessLine` gives up after this much, so a client that never stops reading cannot hang it.
 const ENDLESS_CAP: usize = 64 << 20;
 
-/// One thing the server does, in order.
-#[derive(Clone)]
-pub enum Step {
-    /// Write these bytes in one `write` call (replies, garbage, injected data).
-    Send(Vec<u8>),
-    /// Read a line; it must equal this exactly (without CRLF).
-    Expect(String),
-    /// Read a line; it must start with this, compared ASCII case-insensitively.
-    ExpectPrefix(String),
-    /// Read and record one line, whatever it is.
-    AnyLine,
-    /// Read lines until one starts with this (case-insensitively).
-    ReadUntil(String),
-    /// Run a server-side TLS handshake on the connection; later steps run inside TLS.
-    StartTls(Arc<ServerConfig>),
-    /// Receive a DATA body up to and including the `.` line (RFC 5321 §4.5.2).
-    ReceiveData,
-    /// Receive exactly this many raw bytes (a BDAT chunk, RFC 3030 §2).
-    ReceiveBytes(usize),
-    /// Receive `BDAT n [LAST]` commands and their chunks until LAST, answering each chunk but
-    /// the last with `250`; the reply to LAST is the script's next step.
-    Bdat,
-    /// Run one AUTH exchange (PLAIN, LOGIN or CRAM-MD5).
-    Auth(AuthSpec),
-    /// Close the connection now.
-    Close,
-    /// Say nothing for this long (the client's bytes are still read and recorded).
-    Stall(Duration),
-    /// Send `220 ` followed by bytes without a line end until the client goes away.
-    EndlessLine,
-    /// From here on: `QUIT` → `221` and close, `RSET`/`NOOP` → `250`, anything else → `503`.
-    Tail,
-}
+use super::transcript;
+pub use super::transcript::{Auth as AuthSpec, Expect, Item as Step, Pattern};
 
-/// What an AUTH step accepts.
-#[derive(Clone, Debug)]
-pub struct AuthSpec {
-    /// Mechanisms accepted, upper case (`PLAIN`, `LOGIN`, `CRAM-MD5`).
-    pub mechanisms: Vec<String>,
-    /// The user name that succeeds.
-    pub user: String,
-    /// The password that succeeds.
-    pub password: String,
-}
-
-/// A sequence of steps for one connection.
+/// The items for one connection (the transcript language of `transcript.rs`), and the
+/// certificate its `* TLS` items use.
 #[derive(Clone, Default)]
 pub struct Script {
     steps: Vec<Step>,
+    tls: Option<Arc<ServerConfig>>,
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&transcript::render(&self.steps))
+    }
 }
 
 impl Script {
-    /// An empty script; the connection is drained and closed when steps run out.
+    /// An empty script: the client must close without sending anything.
     pub fn new() -> Script {
         Script::default()
     }
 
-    /// Appends any step.
+    /// A script from transcript text; panics (naming the line) if it is not in the language.
+    pub fn parse(text: &str) -> Script {
+        Script::new().then(text)
+    }
+
+    /// Appends the items of transcript text.
+    pub fn then(mut self, text: &str) -> Script {
+        let items = transcript::parse(text).unwrap_or_else(|err| panic!("{err}"));
+        self.steps.extend(items);
+        self
+    }
+
+    /// The certificate for every `* TLS` of this script.
+    pub fn tls(mut self, config: Arc<ServerConfig>) -> Script {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Appends any item.
     pub fn step(mut self, step: Step) -> Script {
         self.steps.push(step);
         self
     }
 
-    /// The steps, for builders that compose scripts.
+    /// The items, for builders that compose scripts.
     pub fn steps(&self) -> &[Step] {
         &self.steps
     }
 
-    /// Sends bytes exactly as given.
+    /// The script as transcript text.
+    pub fn text(&self) -> String {
+        transcript::render(&self.steps)
+    }
+
+    fn client(self, expect: Expect) -> Script {
+        self.step(Step::Client(expect))
+    }
+
+    /// Sends bytes exactly as given (`R:`), in one write.
     pub fn send(self, bytes: impl AsRef<[u8]>) -> Script {
-        self.step(Step::Send(bytes.as_ref().to_vec()))
+        self.step(Step::Server(bytes.as_ref().to_vec()))
     }
 
     /// Sends a reply line, adding CRLF (use `\r\n` inside for multi-line replies).
@@ -102,42 +98,43 @@ impl Script {
 
     /// Expects this exact command line.
     pub fn expect(self, line: &str) -> Script {
-        self.step(Step::Expect(line.to_owned()))
+        self.client(Expect::Line(Pattern::Exact(line.to_owned())))
     }
 
-    /// Expects a command line starting with this (case-insensitive).
+    /// Expects a command line starting with this.
     pub fn expect_prefix(self, prefix: &str) -> Script {
-        self.step(Step::ExpectPrefix(prefix.to_owned()))
+        self.client(Expect::Line(Pattern::Prefix(prefix.to_owned())))
     }
 
     /// Reads any one line.
     pub fn any_line(self) -> Script {
-        self.step(Step::AnyLine)
+        self.expect_prefix("")
     }
 
     /// Reads lines until one starts with this.
     pub fn read_until(self, prefix: &str) -> Script {
-        self.step(Step::ReadUntil(prefix.to_owned()))
+        self.step(Step::Until(Pattern::Prefix(prefix.to_owned())))
     }
 
     /// Starts TLS with this configuration (for implicit TLS, make it the first step).
-    pub fn start_tls(self, config: Arc<ServerConfig>) -> Script {
-        self.step(Step::StartTls(config))
+    pub fn start_tls(mut self, config: Arc<ServerConfig>) -> Script {
+        self.tls = Some(config);
+        self.step(Step::Tls)
     }
 
-    /// Receives a DATA body.
+    /// Receives a DATA body and its final `.` line.
     pub fn receive_data(self) -> Script {
-        self.step(Step::ReceiveData)
+        self.client(Expect::BodyDot).expect(".")
     }
 
     /// Receives exactly `n` raw bytes.
     pub fn receive_bytes(self, n: usize) -> Script {
-        self.step(Step::ReceiveBytes(n))
+        self.client(Expect::BodyRaw(Some(n as u64)))
     }
 
     /// Receives BDAT chunks until LAST; follow it with the reply to LAST.
     pub fn bdat(self) -> Script {
-        self.step(Step::Bdat)
+        self.client(Expect::Bdat)
     }
 
     /// Runs an AUTH exchange.
@@ -145,19 +142,29 @@ impl Script {
         self.step(Step::Auth(spec))
     }
 
-    /// Closes the connection.
+    /// Closes the connection (`EOF`): the client must send nothing more.
     pub fn close(self) -> Script {
-        self.step(Step::Close)
+        self.step(Step::Eof)
     }
 
-    /// Stays silent for `duration`.
+    /// Expects the client to close without sending anything more (`C: <eof>`).
+    pub fn client_closes(self) -> Script {
+        self.client(Expect::Eof)
+    }
+
+    /// Stays silent for `duration` (`* wait`).
     pub fn stall(self, duration: Duration) -> Script {
-        self.step(Step::Stall(duration))
+        self.step(Step::Wait(duration))
+    }
+
+    /// Sends every later write one byte every `interval` (`* trickle`).
+    pub fn trickle(self, interval: Duration) -> Script {
+        self.step(Step::Trickle(Some(interval)))
     }
 
     /// Sends a line that never ends.
     pub fn endless_line(self) -> Script {
-        self.step(Step::EndlessLine)
+        self.step(Step::Endless)
     }
 
     /// Answers STARTTLS with `220` and `extra` in the same write: the CVE-2011-0411 injection.
@@ -211,8 +218,11 @@ pub struct Connection {
     pub auth: Option<AuthRecord>,
     /// `C:`/`S:`/`*` lines, for debugging a failing test.
     pub log: Vec<String>,
-    /// Why the script did not run to its end (mismatch, timeout, TLS failure, early close).
+    /// Why the script did not run to its end (mismatch, timeout, TLS failure, early close),
+    /// or what the client sent after it.
     pub error: Option<String>,
+    /// The script this connection ran, as transcript text.
+    pub script: String,
 }
 
 /// One received message.
@@ -276,6 +286,24 @@ impl Transcript {
         );
         &self.connections[0]
     }
+
+    /// Every recorded mismatch, with the connection's log, one block per connection.
+    pub fn mismatches(&self) -> Vec<String> {
+        self.connections
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                c.error.as_ref().map(|error| {
+                    format!(
+                        "connection {}: {error}\n--- script\n{}--- what happened\n{}",
+                        i + 1,
+                        c.script,
+                        c.log.join("\n")
+                    )
+                })
+            })
+            .collect()
+    }
 }
 
 /// A running scripted server.
@@ -336,10 +364,37 @@ impl Server {
         self.addr.port()
     }
 
+    /// Stops waiting, and returns what was recorded; panics if the client did not follow a
+    /// script (a mismatch, or more bytes than the script says). Call it after the client has
+    /// closed its side.
+    pub fn finish(self) -> Transcript {
+        let transcript = self.finish_unchecked();
+        let mismatches = transcript.mismatches();
+        if !mismatches.is_empty() {
+            panic!(
+                "the client did not follow the server's script\n{}",
+                mismatches.join("\n\n")
+            );
+        }
+        transcript
+    }
+
+    /// For a test whose client is meant to leave the script: returns what was recorded and
+    /// panics if every connection did follow its script after all.
+    pub fn finish_expecting_mismatch(self) -> Transcript {
+        let transcript = self.finish_unchecked();
+        assert!(
+            !transcript.mismatches().is_empty(),
+            "expected the client to leave the script, but it followed it: {:#?}",
+            transcript.connections
+        );
+        transcript
+    }
+
     /// Stops waiting for further connections or bytes, joins the thread (bounded by
     /// `Options::finish_timeout`; past it the thread is left to end on its own timeouts) and
-    /// returns what was recorded. Call it after the client has closed its side.
-    pub fn finish(mut self) -> Transcript {
+    /// returns what was recorded, mismatches and all.
+    fn finish_unchecked(mut self) -> Transcript {
         drop(self.stop.take());
         let finished = self.done.recv_timeout(self.options.finish_timeout).is_ok();
         Transcript {
@@ -382,7 +437,10 @@ fn serve(
         }
         let index = {
             let mut connections = lock(shared);
-            connections.push(Connection::default());
+            connections.push(Connection {
+                script: script.text(),
+                ..Connection::default()
+            });
             connections.len() - 1
         };
         let mut session = Session {
@@ -392,6 +450,10 @@ fn serve(
             index,
             stop,
             options,
+            tls: script.tls,
+            trickle: None,
+            last_bdat: None,
+            client_gone: false,
         };
         session.run(script.steps);
     }
@@ -437,11 +499,12 @@ impl Io {
     }
 }
 
-/// Why a step stopped the script.
+/// How a step leaves the script.
 enum Flow {
     Continue,
     Tail,
-    Closed,
+    /// The step ends the connection's script (`* endless`, `C: <anything>`).
+    Done,
 }
 
 type StepResult = Result<Flow, String>;
@@ -461,6 +524,14 @@ struct Session<'a> {
     index: usize,
     stop: &'a Receiver<()>,
     options: Options,
+    /// The certificate for `* TLS`.
+    tls: Option<Arc<ServerConfig>>,
+    /// `* trickle`: the pause after each byte written.
+    trickle: Option<Duration>,
+    /// The size the last `BDAT n` announced, for `<body raw *>`.
+    last_bdat: Option<u64>,
+    /// The client closed its side (or `finish` stopped us).
+    client_gone: bool,
 }
 
 impl Session<'_> {
@@ -475,7 +546,7 @@ impl Session<'_> {
     fn run(&mut self, steps: Vec<Step>) {
         let count = steps.len();
         for (number, step) in steps.into_iter().enumerate() {
-            let label = format!("step {}/{count} ({})", number + 1, describe(&step));
+            let label = format!("step {}/{count} `{}`", number + 1, describe(&step));
             match self.step(step) {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Tail) => {
@@ -484,14 +555,18 @@ impl Session<'_> {
                     }
                     return self.close();
                 }
-                Ok(Flow::Closed) => return self.close(),
+                Ok(Flow::Done) => return self.close(),
                 Err(error) => {
                     self.fail(format!("{label}: {error}"));
                     return self.close();
                 }
             }
         }
-        self.drain();
+        // The end of the script is `C: <eof>`, except that a client still connected when the
+        // bound runs out is not blamed (a hand-driven test may hold its stream).
+        if let Err(error) = self.client_closes(false) {
+            self.fail(format!("after the end of the script: {error}"));
+        }
         self.close();
     }
 
@@ -514,33 +589,33 @@ impl Session<'_> {
 
     fn step(&mut self, step: Step) -> StepResult {
         match step {
-            Step::Send(bytes) => self.send(&bytes),
-            Step::Expect(want) => {
-                let line = self.command()?;
-                if line == want {
+            Step::Server(bytes) => self.send(&bytes),
+            Step::Client(Expect::Line(Pattern::Exact(dot))) if dot == "." => {
+                // The end of DATA is not a command: log it, keep it out of `commands`.
+                let line = self.line()?;
+                self.log(format!("C: {}", String::from_utf8_lossy(&line)));
+                if line == b"." {
                     Ok(Flow::Continue)
                 } else {
-                    Err(format!("expected {want:?}, client sent {line:?}"))
+                    Err(format!("expected \".\", client sent {line:?}"))
                 }
             }
-            Step::ExpectPrefix(want) => {
+            Step::Client(Expect::Line(want)) => {
                 let line = self.command()?;
-                if starts_with_ci(&line, &want) {
+                if want.matches(&line) {
                     Ok(Flow::Continue)
                 } else {
-                    Err(format!("expected {want:?}..., client sent {line:?}"))
+                    Err(format!("expected {}, client sent {line:?}", quoted(&want)))
                 }
             }
-            Step::AnyLine => self.command().map(|_| Flow::Continue),
-            Step::ReadUntil(want) => loop {
-                if starts_with_ci(&self.command()?, &want) {
-                    return Ok(Flow::Continue);
-                }
-            },
-            Step::StartTls(config) => self.start_tls(config),
-            Step::ReceiveData => self.receive_data(),
-            Step::ReceiveBytes(n) => {
+            Step::Client(Expect::BodyDot) => self.receive_data(),
+            Step::Client(Expect::BodyRaw(n)) => {
+                let Some(n) = n.or(self.last_bdat) else {
+                    return Err("<body raw *> without a BDAT command before it".to_owned());
+                };
+                let n = usize::try_from(n).map_err(|_| format!("BDAT {n} is too big"))?;
                 let wire = self.read_exact(n)?;
+                self.log(format!("C: <{n} raw bytes>"));
                 self.record(|c| {
                     c.messages.push(ReceivedMessage {
                         content: wire.clone(),
@@ -550,11 +625,36 @@ impl Session<'_> {
                 });
                 Ok(Flow::Continue)
             }
-            Step::Bdat => self.bdat(),
+            Step::Client(Expect::Bdat) => self.bdat(),
+            Step::Client(Expect::Eof) => self.client_closes(true).map(|()| Flow::Continue),
+            Step::Client(Expect::Anything) => {
+                self.anything();
+                Ok(Flow::Done)
+            }
+            Step::Until(want) => loop {
+                if want.matches(&self.command()?) {
+                    return Ok(Flow::Continue);
+                }
+            },
+            Step::Tls => match self.tls.clone() {
+                Some(config) => self.start_tls(config),
+                None => Err("`* TLS` in a script without a certificate".to_owned()),
+            },
             Step::Auth(spec) => self.auth(&spec),
-            Step::Close => Ok(Flow::Closed),
-            Step::Stall(duration) => self.stall(duration),
-            Step::EndlessLine => self.endless_line(),
+            Step::Eof => {
+                self.log("* server closes".to_owned());
+                if let Some(tcp) = self.io.tcp() {
+                    // Only our side: what the client still sends is recorded, and checked.
+                    let _ = tcp.shutdown(Shutdown::Write);
+                }
+                Ok(Flow::Continue)
+            }
+            Step::Wait(duration) => self.stall(duration),
+            Step::Trickle(interval) => {
+                self.trickle = interval;
+                Ok(Flow::Continue)
+            }
+            Step::Endless => self.endless_line(),
             Step::Tail => Ok(Flow::Tail),
         }
     }
@@ -563,18 +663,89 @@ impl Session<'_> {
         for line in String::from_utf8_lossy(bytes).split_inclusive('\n') {
             self.log(format!("S: {}", line.trim_end()));
         }
-        let written = match &mut self.io {
+        let Some(interval) = self.trickle else {
+            return self
+                .write(bytes)
+                .map(|()| Flow::Continue)
+                .map_err(|err| format!("write failed: {err}"));
+        };
+        for (sent, byte) in bytes.iter().enumerate() {
+            if self.client_gone || self.write(std::slice::from_ref(byte)).is_err() {
+                self.log(format!(
+                    "* the client went away after {sent} of {} trickled bytes",
+                    bytes.len()
+                ));
+                self.client_gone = true;
+                break;
+            }
+            let deadline = Instant::now() + interval;
+            loop {
+                match self.fill(deadline) {
+                    Ok(_) => {}
+                    Err(NoData::Timeout) => break,
+                    Err(_) => {
+                        self.client_gone = true;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match &mut self.io {
             Io::Plain(tcp) => tcp.write_all(bytes).and_then(|()| tcp.flush()),
             Io::Tls(tls) => tls.write_all(bytes).and_then(|()| tls.flush()),
             Io::Gone => Err(io::ErrorKind::NotConnected.into()),
-        };
-        written
-            .map(|()| Flow::Continue)
-            .map_err(|err| format!("write failed: {err}"))
+        }
     }
 
     fn reply(&mut self, line: &str) -> Result<(), String> {
         self.send(format!("{line}\r\n").as_bytes()).map(|_| ())
+    }
+
+    /// Waits for the client to close its side; anything it sends first is a mismatch. With
+    /// `strict`, so is a client still connected when the read bound runs out.
+    fn client_closes(&mut self, strict: bool) -> Result<(), String> {
+        let deadline = Instant::now() + self.options.read_timeout;
+        loop {
+            if !self.buf.is_empty() {
+                // Let the rest of that flight arrive, so the error shows all of it.
+                let _ = self.fill(Instant::now() + POLL);
+                let rest = std::mem::take(&mut self.buf);
+                for line in String::from_utf8_lossy(&rest).lines() {
+                    self.log(format!("C: {line} (not in the script)"));
+                    self.record(|c| c.commands.push(line.to_owned()));
+                }
+                return Err(format!(
+                    "the client sent {:?} where the script expects it to close",
+                    String::from_utf8_lossy(&rest)
+                ));
+            }
+            match self.fill(deadline) {
+                Ok(_) => {}
+                Err(NoData::Eof) | Err(NoData::Stopped) => return Ok(()),
+                Err(NoData::Timeout) if !strict => return Ok(()),
+                Err(NoData::Timeout) => {
+                    return Err("timed out waiting for the client to close".to_owned())
+                }
+                Err(NoData::Failed(err)) => return Err(format!("read failed: {err}")),
+            }
+        }
+    }
+
+    /// `C: <anything>`: records what comes until the client closes or the bound runs out.
+    fn anything(&mut self) {
+        let deadline = Instant::now() + self.options.read_timeout;
+        while self.fill(deadline).is_ok() {}
+        let rest = std::mem::take(&mut self.buf);
+        self.log(format!("C: <{} bytes, anything>", rest.len()));
+        if rest.is_ascii() {
+            for line in String::from_utf8_lossy(&rest).lines() {
+                self.record(|c| c.commands.push(line.to_owned()));
+            }
+        }
     }
 
     /// Reads more bytes into `buf` (recording them), waiting until `deadline`.
@@ -597,7 +768,10 @@ impl Session<'_> {
                 Io::Gone => return Err(NoData::Eof),
             };
             match read {
-                Ok(0) => return Err(NoData::Eof),
+                Ok(0) => {
+                    self.client_gone = true;
+                    return Err(NoData::Eof);
+                }
                 Ok(n) => {
                     self.buf.extend_from_slice(&chunk[..n]);
                     self.record(|c| c.received.extend_from_slice(&chunk[..n]));
@@ -667,6 +841,13 @@ impl Session<'_> {
     fn command(&mut self) -> Result<String, String> {
         let line = String::from_utf8_lossy(&self.line()?).into_owned();
         self.log(format!("C: {line}"));
+        if let Some(size) = line
+            .strip_prefix("BDAT ")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+        {
+            self.last_bdat = Some(size);
+        }
         self.record(|c| c.commands.push(line.clone()));
         Ok(line)
     }
@@ -731,6 +912,8 @@ impl Session<'_> {
         loop {
             let mut line = self.line()?;
             if line == b"." {
+                // The end-of-data line is the script's next item, `C: .`.
+                self.buf.splice(0..0, b".\r\n".iter().copied());
                 break;
             }
             wire.extend_from_slice(&line);
@@ -898,14 +1081,16 @@ impl Session<'_> {
         }))
     }
 
+    /// `* wait`: silent for `duration`, keeping what the client sends for the next items.
     fn stall(&mut self, duration: Duration) -> StepResult {
-        self.log(format!("* stalling for {duration:?}"));
+        self.log(format!("* waiting {duration:?}"));
         let deadline = Instant::now() + duration;
         loop {
             match self.fill(deadline) {
                 Ok(_) => {}
-                Err(NoData::Timeout) => return Ok(Flow::Continue),
-                Err(NoData::Eof) | Err(NoData::Stopped) => return Ok(Flow::Closed),
+                Err(NoData::Timeout) | Err(NoData::Eof) | Err(NoData::Stopped) => {
+                    return Ok(Flow::Continue)
+                }
                 Err(NoData::Failed(err)) => return Err(err),
             }
         }
@@ -931,7 +1116,7 @@ impl Session<'_> {
             sent += next.len();
             next = &chunk;
         }
-        Ok(Flow::Closed)
+        Ok(Flow::Done)
     }
 
     fn tail(&mut self) -> Result<(), String> {
@@ -951,17 +1136,6 @@ impl Session<'_> {
             } else {
                 self.reply("503 5.5.1 Test script ended: only RSET, NOOP and QUIT")?;
             }
-        }
-    }
-
-    /// After the last step, records whatever else the client sends until it closes.
-    fn drain(&mut self) {
-        let deadline = Instant::now() + self.options.read_timeout;
-        while self.fill(deadline).is_ok() {}
-        let rest = std::mem::take(&mut self.buf);
-        for line in String::from_utf8_lossy(&rest).lines() {
-            self.log(format!("C: {line} (after the script)"));
-            self.record(|c| c.commands.push(line.to_owned()));
         }
     }
 }
@@ -995,23 +1169,19 @@ fn starts_with_ci(line: &str, prefix: &str) -> bool {
 }
 
 fn describe(step: &Step) -> String {
-    match step {
-        Step::Send(bytes) => format!(
-            "send {:?}",
-            String::from_utf8_lossy(&bytes[..bytes.len().min(40)])
-        ),
-        Step::Expect(line) => format!("expect {line:?}"),
-        Step::ExpectPrefix(prefix) => format!("expect {prefix:?}..."),
-        Step::AnyLine => "any line".to_owned(),
-        Step::ReadUntil(prefix) => format!("read until {prefix:?}"),
-        Step::StartTls(_) => "start TLS".to_owned(),
-        Step::ReceiveData => "receive DATA".to_owned(),
-        Step::ReceiveBytes(n) => format!("receive {n} bytes"),
-        Step::Bdat => "receive BDAT".to_owned(),
-        Step::Auth(spec) => format!("AUTH {}", spec.mechanisms.join("/")),
-        Step::Close => "close".to_owned(),
-        Step::Stall(d) => format!("stall {d:?}"),
-        Step::EndlessLine => "endless line".to_owned(),
-        Step::Tail => "tail".to_owned(),
+    let text = step.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    match first.char_indices().nth(60) {
+        Some((at, _)) => format!("{}...", &first[..at]),
+        None if text.lines().count() > 1 => format!("{first} ..."),
+        None => first.to_owned(),
+    }
+}
+
+/// A pattern as the error shows it: `"EHLO a"` or `"MAIL FROM:"...`.
+fn quoted(pattern: &Pattern) -> String {
+    match pattern {
+        Pattern::Exact(line) => format!("{line:?}"),
+        Pattern::Prefix(prefix) => format!("{prefix:?}..."),
     }
 }

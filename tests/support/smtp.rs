@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 
-use super::server::{AuthSpec, Script, Server, Step};
+use super::server::{AuthSpec, Expect, Pattern, Script, Server, Step};
 
 /// Where in the dialogue a fault applies. Messages and recipients count from 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,11 +36,11 @@ pub enum Stage {
 /// What happens instead of the success reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// Send this reply line instead. A `4xx`/`5xx` ends the script in the tolerant tail
-    /// (except for a recipient while others are accepted); a `421` also closes the connection
-    /// (RFC 5321 §3.8).
+    /// Send this reply line instead. After a `4xx`/`5xx` (except for one recipient of
+    /// several) the client must send QUIT and nothing else; after a `421` the server closes
+    /// (RFC 5321 §3.8) and the client must send nothing more. A 2xx/3xx carries on.
     Reply(String),
-    /// Close the connection instead of replying.
+    /// Close the connection instead of replying; the client must send nothing more.
     Disconnect,
 }
 
@@ -201,7 +201,8 @@ impl GoodServer {
 
     fn build(&self, b: &mut Builder<'_>) {
         if let TlsMode::Implicit(config) = &self.tls {
-            b.push(Step::StartTls(Arc::clone(config)));
+            b.script = std::mem::take(&mut b.script).tls(Arc::clone(config));
+            b.push(Step::Tls);
         }
         let greeting = format!("220 {SERVER_HOST} ESMTP quizmail test server");
         b.exchange(None, Stage::Greeting, &greeting);
@@ -210,38 +211,31 @@ impl GoodServer {
             _ => None,
         };
         b.exchange(
-            Some(Step::ExpectPrefix("EHLO ".to_owned())),
+            Some(line("EHLO *")),
             Stage::Ehlo,
             &self.ehlo_reply(starttls.is_none()),
         );
         if let Some(config) = starttls {
+            b.script = std::mem::take(&mut b.script).tls(Arc::clone(config));
             if !self.advertise_starttls {
-                b.push(Step::Tail);
-                b.ended = true;
+                // The client must give up politely (cli.md: STARTTLS is required).
+                b.quit();
             }
             let mut ready = b"220 2.0.0 Ready to start TLS\r\n".to_vec();
             if let Some(extra) = &self.starttls_injection {
                 ready.extend_from_slice(extra);
             }
-            b.exchange_bytes(
-                Some(Step::Expect("STARTTLS".to_owned())),
-                Stage::StartTls,
-                ready,
-            );
-            b.push(Step::StartTls(Arc::clone(config)));
+            b.exchange_bytes(Some(line("STARTTLS")), Stage::StartTls, ready);
+            b.push(Step::Tls);
             b.exchange(
-                Some(Step::ExpectPrefix("EHLO ".to_owned())),
+                Some(line("EHLO *")),
                 Stage::EhloAfterTls,
                 &self.ehlo_reply(true),
             );
         }
         if let Some(spec) = &self.auth {
             if b.fault(Stage::Auth).is_some() {
-                b.exchange(
-                    Some(Step::ExpectPrefix("AUTH ".to_owned())),
-                    Stage::Auth,
-                    "",
-                );
+                b.exchange(Some(line("AUTH *")), Stage::Auth, "");
             } else {
                 b.push(Step::Auth(spec.clone()));
             }
@@ -256,53 +250,133 @@ impl GoodServer {
             &self.messages[..]
         };
         for (n, envelope) in messages.iter().enumerate() {
-            let mail = match &envelope.from {
-                Some(from) => format!("MAIL FROM:<{from}>"),
-                None => "MAIL FROM:".to_owned(),
+            if n > 0 {
+                b.push(line("RSET"));
+                b.push(reply("250 2.0.0 Ok"));
+            }
+            self.transaction(b, n, envelope, n + 1 == messages.len());
+        }
+        // (With PIPELINING and CHUNKING, QUIT may already be waiting: read in order all the same.)
+        b.push(line("QUIT"));
+        match b.fault(Stage::Quit).cloned() {
+            None => b.push(reply("221 2.0.0 Bye")),
+            Some(Fault::Reply(text)) => b.push(reply(&text)),
+            Some(Fault::Disconnect) => {}
+        }
+        b.push(Step::Eof);
+    }
+
+    fn pipelining(&self) -> bool {
+        self.extensions
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case("PIPELINING"))
+    }
+
+    /// MAIL, RCPT..., DATA or BDAT of message `n`. With PIPELINING the client sends MAIL
+    /// through DATA (or through BDAT and its chunk, and QUIT after the last message) in one
+    /// flight: after a fault, what it had already sent is read, and answered while the
+    /// dialogue is still in step.
+    fn transaction(&self, b: &mut Builder<'_>, n: usize, envelope: &Envelope, last: bool) {
+        let pipelining = self.pipelining();
+        let mail = match &envelope.from {
+            Some(from) => format!("MAIL FROM:<{from}>*"),
+            None => "MAIL FROM:*".to_owned(),
+        };
+        let mut commands = vec![(line(&mail), Stage::Mail(n), "250 2.1.0 Sender ok")];
+        for (r, rcpt) in envelope.rcpts.iter().enumerate() {
+            let expect = if rcpt.is_empty() {
+                line("RCPT TO:*")
+            } else {
+                line(&format!("RCPT TO:<{rcpt}>"))
             };
-            b.exchange(
-                Some(Step::ExpectPrefix(mail)),
-                Stage::Mail(n),
-                "250 2.1.0 Sender ok",
-            );
-            let mut accepted = 0;
-            for (r, rcpt) in envelope.rcpts.iter().enumerate() {
-                let expect = if rcpt.is_empty() {
-                    "RCPT TO:".to_owned()
-                } else {
-                    format!("RCPT TO:<{rcpt}>")
-                };
-                if b.exchange(
-                    Some(Step::ExpectPrefix(expect)),
-                    Stage::Rcpt(n, r),
-                    "250 2.1.5 Recipient ok",
-                ) {
-                    accepted += 1;
+            commands.push((expect, Stage::Rcpt(n, r), "250 2.1.5 Recipient ok"));
+        }
+        // What the client pipelined after the RCPTs.
+        let mut flight_end: Vec<Step> = Vec::new();
+        if pipelining {
+            if self.bdat {
+                flight_end.push(Step::Client(Expect::Bdat));
+                if last {
+                    flight_end.push(line("QUIT"));
+                }
+            } else {
+                flight_end.push(line("DATA"));
+            }
+        }
+        let mut accepted = 0;
+        for (i, (expect, stage, ok)) in commands.iter().enumerate() {
+            b.push(expect.clone());
+            let fault = b.fault(*stage).cloned();
+            let text = match &fault {
+                None => (*ok).to_owned(),
+                Some(Fault::Reply(text)) => text.clone(),
+                Some(Fault::Disconnect) => String::new(),
+            };
+            let dropped = fault == Some(Fault::Disconnect);
+            if !dropped && succeeds(&text) {
+                b.push(reply(&text));
+                accepted += usize::from(matches!(stage, Stage::Rcpt(..)));
+                continue;
+            }
+            let closing = dropped || text.starts_with("421");
+            if matches!(stage, Stage::Rcpt(..)) && !closing {
+                // One recipient refused; the others may still be accepted.
+                b.push(reply(&text));
+                continue;
+            }
+            if !dropped {
+                b.push(reply(&text));
+            }
+            // A refused MAIL, or a closing reply: read what was pipelined after it.
+            if pipelining {
+                let rest: Vec<Step> = commands[i + 1..]
+                    .iter()
+                    .map(|(e, _, _)| e.clone())
+                    .chain(flight_end.iter().cloned())
+                    .collect();
+                if b.refuse_rest(rest, closing) {
+                    return;
                 }
             }
-            if accepted == 0 {
-                b.push(Step::Tail);
-                b.ended = true;
+            b.end(closing);
+            return;
+        }
+        if accepted == 0 {
+            // Every recipient refused: the pipelined DATA (or BDAT) is refused too.
+            if !b.refuse_rest(flight_end, false) {
+                b.quit();
             }
-            let queued = format!("250 2.0.0 Ok: queued as {}", queue_id(n));
-            if self.bdat {
-                b.push(Step::Bdat);
-            } else {
-                b.exchange(
-                    Some(Step::Expect("DATA".to_owned())),
-                    Stage::Data(n),
-                    "354 End data with <CR><LF>.<CR><LF>",
-                );
-                b.push(Step::ReceiveData);
+            return;
+        }
+        let queued = format!("250 2.0.0 Ok: queued as {}", queue_id(n));
+        if self.bdat {
+            b.push(Step::Client(Expect::Bdat));
+            if pipelining && last {
+                // QUIT is already on its way: after a fault there is nothing more.
+                if let Some(fault) = b.fault(Stage::DataEnd(n)).cloned() {
+                    if let Fault::Reply(text) = fault {
+                        b.push(reply(&text));
+                    }
+                    b.push(line("QUIT"));
+                    if b.fault(Stage::DataEnd(n)) != Some(&Fault::Disconnect) {
+                        b.push(reply("221 2.0.0 Bye"));
+                    }
+                    b.push(Step::Eof);
+                    b.ended = true;
+                    return;
+                }
             }
             b.exchange(None, Stage::DataEnd(n), &queued);
+        } else {
+            b.exchange(
+                Some(line("DATA")),
+                Stage::Data(n),
+                "354 End data with <CR><LF>.<CR><LF>",
+            );
+            b.push(Step::Client(Expect::BodyDot));
+            b.push(line("."));
+            b.exchange(None, Stage::DataEnd(n), &queued);
         }
-        b.exchange(
-            Some(Step::Expect("QUIT".to_owned())),
-            Stage::Quit,
-            "221 2.0.0 Bye",
-        );
-        b.push(Step::Close);
     }
 
     /// The EHLO reply; `final_ehlo` is the one the session keeps (after STARTTLS, or the only
@@ -331,6 +405,21 @@ impl GoodServer {
     }
 }
 
+/// A `C:` line item: `text` with a final `*` is a prefix.
+fn line(text: &str) -> Step {
+    Step::Client(Expect::Line(Pattern::parse(text)))
+}
+
+/// An `S:` item: one reply (CRLF added; `\r\n` inside for more lines).
+fn reply(text: &str) -> Step {
+    Step::Server(format!("{text}\r\n").into_bytes())
+}
+
+/// A 2xx or 3xx reply.
+fn succeeds(text: &str) -> bool {
+    text.starts_with('2') || text.starts_with('3')
+}
+
 /// Accumulates steps; once a fault ends the dialogue, later steps are dropped.
 struct Builder<'a> {
     script: Script,
@@ -353,6 +442,53 @@ impl Builder<'_> {
             .map(|(_, fault)| fault)
     }
 
+    /// The dialogue is over, still in step: the client says QUIT and nothing else.
+    fn quit(&mut self) {
+        self.push(line("QUIT"));
+        self.push(reply("221 2.0.0 Bye"));
+        self.push(Step::Eof);
+        self.ended = true;
+    }
+
+    /// Ends after a failure: politely (`quit`) or, after a 421 or a drop, with the server
+    /// gone and the client saying nothing more.
+    fn end(&mut self, closing: bool) {
+        if closing {
+            self.push(Step::Eof);
+            self.ended = true;
+        } else {
+            self.quit();
+        }
+    }
+
+    /// Reads commands the client pipelined before it saw a failure; in step (`!closing`)
+    /// answers each as a real server would (RCPT without MAIL: 503; DATA or BDAT without a
+    /// recipient: 554). Returns whether a pipelined QUIT among them ended the dialogue.
+    fn refuse_rest(&mut self, rest: Vec<Step>, closing: bool) -> bool {
+        for step in rest {
+            if step == line("QUIT") {
+                self.push(step);
+                if !closing {
+                    self.push(reply("221 2.0.0 Bye"));
+                }
+                self.push(Step::Eof);
+                self.ended = true;
+                return true;
+            }
+            let answer = match &step {
+                Step::Client(Expect::Line(p)) if p.to_string().starts_with("RCPT") => {
+                    "503 5.5.1 Error: need MAIL command"
+                }
+                _ => "554 5.5.1 Error: no valid recipients",
+            };
+            self.push(step);
+            if !closing {
+                self.push(reply(answer));
+            }
+        }
+        false
+    }
+
     /// Expects the command (if any), then replies with `success` or the fault; returns whether
     /// the reply was a success (2xx/3xx).
     fn exchange(&mut self, expect: Option<Step>, stage: Stage, success: &str) -> bool {
@@ -365,25 +501,21 @@ impl Builder<'_> {
         }
         match self.fault(stage).cloned() {
             None => {
-                self.push(Step::Send(success));
+                self.push(Step::Server(success));
                 true
             }
             Some(Fault::Disconnect) => {
-                self.push(Step::Close);
+                self.push(Step::Eof);
                 self.ended = true;
                 false
             }
-            Some(Fault::Reply(reply)) => {
-                self.push(Step::Send(format!("{reply}\r\n").into_bytes()));
-                let failed = reply.starts_with('4') || reply.starts_with('5');
-                if reply.starts_with("421") {
-                    self.push(Step::Close);
-                    self.ended = true;
-                } else if failed && !matches!(stage, Stage::Rcpt(..)) {
-                    self.push(Step::Tail);
-                    self.ended = true;
+            Some(Fault::Reply(text)) => {
+                self.push(reply(&text));
+                if succeeds(&text) {
+                    return true;
                 }
-                !failed
+                self.end(text.starts_with("421"));
+                false
             }
         }
     }

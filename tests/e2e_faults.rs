@@ -763,8 +763,14 @@ fn check_fault(stage: Stage, fault: Fault, want: &Expected) {
         assert!(conn.messages.is_empty(), "{context}: a message went out");
     }
     let quits = count(conn, "QUIT");
+    // With PIPELINING, QUIT rides with the end of the data (RFC 2920 §3.1), so it was sent
+    // before the server's 421 or hang-up; the script checks that nothing follows it.
+    let pipelined_quit = usize::from(matches!(stage, Stage::DataEnd(_)));
     if closes(&fault) {
-        assert_eq!(quits, 0, "{context}: QUIT after the server hung up");
+        assert_eq!(
+            quits, pipelined_quit,
+            "{context}: QUIT after the server hung up"
+        );
     } else {
         assert_eq!(quits, 1, "{context}: {:?}", conn.commands);
         assert_eq!(
@@ -887,16 +893,14 @@ fn faults_at_data() {
 
 #[test]
 fn faults_at_end_of_data() {
-    check_faults(
+    check_all_faults(
         Stage::DataEnd(0),
         "end of data",
         Expected::new(69, "permanent", &["end of data", "554"]),
-        &[Fault::Reply(CLOSING_421.into()), Fault::Disconnect],
     );
 }
 
 #[test]
-#[ignore = "client bug: sends QUIT after a 421 or a dropped connection at the end of data"]
 fn a_421_or_a_drop_at_the_end_of_data_is_followed_by_nothing() {
     check_fault(
         Stage::DataEnd(0),
@@ -2543,7 +2547,6 @@ fn address_needing_smtputf8_is_exit_65_when_the_server_lacks_it() {
 }
 
 #[test]
-#[ignore = "client bug: closes without QUIT when it refuses a message after EHLO (SIZE, SMTPUTF8)"]
 fn refusing_after_ehlo_says_quit_first() {
     // RFC 5321 §4.1.1.10: the client closes only after QUIT.
     let home = Home::new();
@@ -3239,7 +3242,9 @@ fn quoted_local_part_is_sent_as_it_is_and_kept_in_to() {
         conn.commands
     );
     let head = head(&conn.messages[0].content);
-    assert!(head.contains(&format!("\r\nTo: {QUOTED}")), "{head}");
+    // In angle brackets: RFC 5322 §3.4 allows them without a display name, and parsers that
+    // stop at the quoted string's space read the bare form as a name.
+    assert!(head.contains(&format!("\r\nTo: <{QUOTED}>")), "{head}");
 }
 
 #[test]

@@ -380,12 +380,16 @@ pub fn deliver_one(
         || {
             let mut conn = smtp.open()?;
             info = Some(ConnInfo::of(&conn, settings));
-            let mut msg = content.build(target(conn.capabilities()))?;
-            sign(ctx, msg.as_mut())?;
-            save(ctx, msg.as_ref())?;
-            let d = submit(&mut conn, settings, addressing, msg.as_ref(), false)?;
+            let result = (|| {
+                let mut msg = content.build(target(conn.capabilities()))?;
+                sign(ctx, msg.as_mut())?;
+                save(ctx, msg.as_ref())?;
+                submit(&mut conn, settings, addressing, msg.as_ref(), false)
+            })();
+            // A message refused before MAIL (SIZE, SMTPUTF8) leaves the dialogue in step:
+            // end it with QUIT (RFC 5321 §4.1.1.10). After a delivery QUIT has gone already.
             conn.quit();
-            Ok(d)
+            result
         },
         |e, wait, next| {
             ctx.ui.warn(&format!(

@@ -54,7 +54,7 @@ pub enum SmtpError {
     },
     #[error("unexpected reply to {stage}: {reply}")]
     UnexpectedReply { stage: Stage, reply: Reply },
-    #[error("reply received during {stage} before the command it answers was sent")]
+    #[error("reply received during {stage} before the command it answers was sent: {reply}")]
     UnsolicitedReply { stage: Stage, reply: Reply },
     #[error("data sent after 220 to STARTTLS ({buffered} octets): possible command injection")]
     StartTlsInjection { buffered: usize },

@@ -351,22 +351,6 @@ impl GoodServer {
         let queued = format!("250 2.0.0 Ok: queued as {}", queue_id(n));
         if self.bdat {
             b.push(Step::Client(Expect::Bdat));
-            if pipelining && last {
-                // QUIT is already on its way: after a fault there is nothing more.
-                if let Some(fault) = b.fault(Stage::DataEnd(n)).cloned() {
-                    if let Fault::Reply(text) = fault {
-                        b.push(reply(&text));
-                    }
-                    b.push(line("QUIT"));
-                    if b.fault(Stage::DataEnd(n)) != Some(&Fault::Disconnect) {
-                        b.push(reply("221 2.0.0 Bye"));
-                    }
-                    b.push(Step::Eof);
-                    b.ended = true;
-                    return;
-                }
-            }
-            b.exchange(None, Stage::DataEnd(n), &queued);
         } else {
             b.exchange(
                 Some(line("DATA")),
@@ -375,8 +359,24 @@ impl GoodServer {
             );
             b.push(Step::Client(Expect::BodyDot));
             b.push(line("."));
-            b.exchange(None, Stage::DataEnd(n), &queued);
         }
+        if pipelining && last {
+            // QUIT rode with the end of the data (RFC 2920 §3.1): after a fault it was already
+            // on its way, and there is nothing more.
+            if let Some(fault) = b.fault(Stage::DataEnd(n)).cloned() {
+                if let Fault::Reply(text) = fault {
+                    b.push(reply(&text));
+                }
+                b.push(line("QUIT"));
+                if b.fault(Stage::DataEnd(n)) != Some(&Fault::Disconnect) {
+                    b.push(reply("221 2.0.0 Bye"));
+                }
+                b.push(Step::Eof);
+                b.ended = true;
+                return;
+            }
+        }
+        b.exchange(None, Stage::DataEnd(n), &queued);
     }
 
     /// The EHLO reply; `final_ehlo` is the one the session keeps (after STARTTLS, or the only

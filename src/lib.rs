@@ -1,8 +1,10 @@
 //! quizmail: a command-line SMTP submission client that also runs multiple-choice tests and
 //! mails the results.
 //!
-//! The protocol code is sans-I/O (`smtp`, `message`, `dkim`); `transport` and `driver` are the
-//! only places that touch sockets and clocks. See docs/ARCHITECTURE.md.
+//! The SMTP protocol (`smtp`) is sans-I/O; `message` and `dkim` read only the files they are
+//! given (attachments, the key). `transport` and `driver` are the only modules that touch
+//! sockets or set deadlines; the time and randomness a message carries are read once in `app`
+//! and injected. See docs/ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
 pub mod app;

@@ -1,4 +1,4 @@
-//! The command line of ../shared/spec/cli.md, as clap derives it.
+//! The command line (README.md and `quizmail --help` document it), as clap derives it.
 //!
 //! Flags win over the environment (clap's `env`), the environment over the config file
 //! (`config::Settings::resolve`). Passwords are deliberately not a flag: argv is visible to every
@@ -78,7 +78,8 @@ pub enum AuthArg {
     about = "Take a multiple-choice test in the terminal and mail the results; or mail anything over SMTP.",
     after_help = "The password comes from SMTP_PASSWORD, --password-file, --password-command or a \
                   no-echo prompt, never from a flag.\nExit codes follow sysexits.h: 0 ok, 64 usage, \
-                  65 data, 66 no input, 69 refused, 75 try again, 76 protocol, 77 auth, 78 config."
+                  65 data, 66 no input, 69 refused, 70 internal, 73 cannot write output, 75 try again, \
+                  76 protocol, 77 auth, 78 config."
 )]
 pub struct Cli {
     // --- Addressing and content -------------------------------------------------------------

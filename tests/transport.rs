@@ -697,7 +697,8 @@ fn good_server_faults_rcpt_and_disconnect() {
     assert!(command(&mut s, "RCPT TO:<a@example.com>").starts_with("550 5.1.1"));
     assert!(command(&mut s, "RCPT TO:<b@example.com>").starts_with("250 "));
     assert!(command(&mut s, "DATA").starts_with("354 "));
-    s.write_all(b"body\r\n.\r\n").unwrap();
+    // QUIT rides with the end of the data, as a pipelining client sends it (RFC 2920 §3.1).
+    s.write_all(b"body\r\n.\r\nQUIT\r\n").unwrap();
     s.flush().unwrap();
     let err = read_reply(&mut s).unwrap_err();
     assert!(matches!(err, TransportError::Closed { .. }), "{err:?}");

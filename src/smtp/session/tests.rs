@@ -1,4 +1,12 @@
+//! The session driven by conversations written in the transcript language that the scripted
+//! server of the end-to-end tests also speaks (tests/support/transcript.rs): `S:` lines are what
+//! the session reads, `C:` what it must write next.
 use std::collections::VecDeque;
+
+#[path = "../../../tests/support/transcript.rs"]
+#[allow(dead_code)]
+mod transcript;
+use transcript::Item;
 
 use super::*;
 use crate::smtp::ReplyError;
@@ -144,45 +152,33 @@ fn run_with(config: Config, envelopes: Vec<Envelope>, script: &str, bytewise: bo
         reading: true,
         bytewise,
     };
-    let mut lines = script
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .peekable();
-    while let Some(line) = lines.next() {
-        if line.starts_with("S: ") || line.starts_with("R: ") {
-            let mut chunk = Vec::new();
-            let mut add = |l: &str| match l.split_at(3) {
-                ("S: ", text) => chunk.extend_from_slice(format!("{text}\r\n").as_bytes()),
-                (_, text) => chunk.extend_from_slice(text.as_bytes()),
-            };
-            add(line);
-            while let Some(next) = lines.next_if(|l| l.starts_with("S: ") || l.starts_with("R: ")) {
-                add(next);
+    let items = transcript::parse(script).unwrap_or_else(|e| panic!("bad script: {e}"));
+    for item in items {
+        match item {
+            Item::Server(bytes) => d.feed(&bytes),
+            Item::Client(expect) => {
+                d.pump();
+                let got = d.written.pop_front();
+                assert!(
+                    got.as_deref().is_some_and(|g| expect.matches(g)),
+                    "at stage {}: the client wrote {got:?}, the script says {expect:?}",
+                    d.session.stage()
+                );
             }
-            d.feed(&chunk);
-        } else if let Some(expected) = line.strip_prefix("C: ") {
-            d.pump();
-            let got = d.written.pop_front();
-            assert_eq!(
-                got.as_deref(),
-                Some(expected),
-                "at stage {}",
-                d.session.stage()
-            );
-        } else if line == "* TLS" {
-            d.pump();
-            assert!(d.written.is_empty(), "unexpected output {:?}", d.written);
-            assert!(std::mem::take(&mut d.tls_requested), "no StartTls event");
-            d.session.tls_established().unwrap();
-        } else if line == "EOF" {
-            d.pump();
-            assert!(d.written.is_empty(), "unexpected output {:?}", d.written);
-            if let Err(e) = d.session.connection_closed() {
-                d.errors.push(e);
+            Item::Tls => {
+                d.pump();
+                assert!(d.written.is_empty(), "unexpected output {:?}", d.written);
+                assert!(std::mem::take(&mut d.tls_requested), "no StartTls event");
+                d.session.tls_established().unwrap();
             }
-        } else {
-            panic!("bad script line {line:?}");
+            Item::Eof => {
+                d.pump();
+                assert!(d.written.is_empty(), "unexpected output {:?}", d.written);
+                if let Err(e) = d.session.connection_closed() {
+                    d.errors.push(e);
+                }
+            }
+            other => panic!("the session tests have no server to run {other:?}"),
         }
     }
     d.pump();

@@ -13,7 +13,8 @@
 //! - the transcript holds no control character but TAB, and no client line holds the password.
 //!
 //! Input: 4 config bytes, then the server's bytes. NUL separates reads (a NUL never reaches the
-//! session; the reply parser refuses control characters anyway); the end of input is EOF.
+//! session; the reply parser refuses control characters anyway; NULs in a row make no empty
+//! read); the end of input is EOF.
 //! - byte 0: bits 0-1 TLS (0 none, 1 and 3 STARTTLS, 2 implicit); bits 2-4 credentials (1 auto,
 //!   2 PLAIN, 3 LOGIN, 4 CRAM-MD5, else none); bit 5 probe; bit 6 transcript; bit 7 feed every
 //!   read byte by byte.
@@ -22,6 +23,8 @@
 //! - byte 2: bits 0-1 recipients per message minus one; bits 2-4 first of them in `RCPTS`.
 //! - byte 3: first size in `SIZES` (message i takes the next i-th).
 #![no_main]
+
+use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use quizmail::smtp::{
@@ -89,7 +92,11 @@ fuzz_target!(|data: &[u8]| {
         probe,
         transcript,
     };
-    let mut reads: Vec<&[u8]> = server.split(|&b| b == 0).collect();
+    // An empty read is end of stream to a real driver: only the end of input is EOF here.
+    let mut reads: Vec<&[u8]> = server
+        .split(|&b| b == 0)
+        .filter(|r| !r.is_empty())
+        .collect();
     if bytewise {
         reads = reads.into_iter().flat_map(|r| r.chunks(1)).collect();
     }
@@ -107,6 +114,7 @@ fuzz_target!(|data: &[u8]| {
         body_out: false,
         awaiting: Body::None,
         since_data: Vec::new(),
+        line_start: Vec::new(),
     }
     .run(reads.into_iter());
 });
@@ -137,8 +145,10 @@ struct Driver {
     /// The current message's body was handed out.
     body_out: bool,
     awaiting: Body,
-    /// What the server sent since DATA went out.
+    /// What the server sent since DATA went out, from the start of the line then unfinished.
     since_data: Vec<u8>,
+    /// The server's unfinished line: a reply may start before its command is written.
+    line_start: Vec<u8>,
 }
 
 impl Driver {
@@ -168,12 +178,20 @@ impl Driver {
             );
             let result = match reads.next() {
                 Some(read) => {
+                    trace(format_args!("S: {:?}", String::from_utf8_lossy(read)));
                     if self.awaiting == Body::AfterData {
                         self.since_data.extend_from_slice(read);
                     }
+                    match read.iter().rposition(|&b| b == b'\n') {
+                        Some(i) => self.line_start = read[i + 1..].to_vec(),
+                        None => self.line_start.extend_from_slice(read),
+                    }
                     self.session.receive(read)
                 }
-                None => self.session.connection_closed(),
+                None => {
+                    trace(format_args!("S: EOF"));
+                    self.session.connection_closed()
+                }
             };
             if let Err(e) = result {
                 return self.failed(e);
@@ -183,6 +201,10 @@ impl Driver {
 
     fn write(&mut self) {
         while let Some(out) = self.session.poll_output() {
+            match &out {
+                Output::Bytes(b) => trace(format_args!("C: {:?}", String::from_utf8_lossy(b))),
+                other => trace(format_args!("C: {other:?}")),
+            }
             match out {
                 Output::Bytes(bytes) => self.bytes(&bytes),
                 Output::Body(framing) => {
@@ -259,7 +281,7 @@ impl Driver {
         match verb {
             "DATA" => {
                 self.awaiting = Body::AfterData;
-                self.since_data.clear();
+                self.since_data = self.line_start.clone();
             }
             "BDAT" => {
                 let size = upper.split(' ').nth(1).and_then(|s| s.parse().ok());
@@ -272,6 +294,7 @@ impl Driver {
     }
 
     fn event(&mut self, event: Event) -> Result<(), SmtpError> {
+        trace(format_args!("event: {event:?}"));
         match event {
             Event::StartTls => {
                 assert!(self.tls_mode == TlsMode::Starttls && !self.tls_up);
@@ -325,6 +348,7 @@ impl Driver {
 
     /// After an error: finished, at most a QUIT to write, then only message reports.
     fn failed(mut self, e: SmtpError) {
+        trace(format_args!("error: {e}"));
         assert!(!matches!(e, SmtpError::Misuse(_)), "{e:?}");
         assert!(self.session.is_finished(), "not finished after {e:?}");
         if let Some(out) = self.session.poll_output() {
@@ -346,10 +370,25 @@ impl Driver {
     fn transcript(&mut self) {
         for line in self.session.take_transcript() {
             // TAB is allowed in reply text (RFC 5321 §4.2: textstring).
-            assert!(!line.chars().any(|c| c.is_control() && c != '\t'), "{line:?}");
+            assert!(
+                !line.chars().any(|c| c.is_control() && c != '\t'),
+                "{line:?}"
+            );
             // What the server says is its own business; what we say must be redacted.
-            assert!(line.starts_with("S: ") || !line.contains(PASSWORD), "{line:?}");
+            assert!(
+                line.starts_with("S: ") || !line.contains(PASSWORD),
+                "{line:?}"
+            );
         }
+    }
+}
+
+/// With `FUZZ_TRACE=1` in the environment, prints the dialogue: to read a crash, run the
+/// target binary on the artifact with it.
+fn trace(what: std::fmt::Arguments) {
+    static ON: OnceLock<bool> = OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some()) {
+        eprintln!("{what}");
     }
 }
 

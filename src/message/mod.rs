@@ -12,6 +12,7 @@ pub mod address;
 pub mod encoding;
 pub mod header;
 pub mod lint;
+pub mod markdown;
 pub mod mime;
 pub mod prepared;
 pub mod stream;

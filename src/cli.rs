@@ -113,12 +113,28 @@ pub struct Cli {
     /// HTML body (with a text body: multipart/alternative)
     #[arg(long = "html-file", value_name = "FILE", conflicts_with = "message")]
     pub html_file: Option<PathBuf>,
-    /// Attach a file; repeatable
+    /// Markdown body (FILE or -): the source as text/plain, its rendering as text/html
+    #[arg(long = "markdown-file", value_name = "FILE|-",
+          conflicts_with_all = ["body", "body_file", "html_file", "message"])]
+    pub markdown_file: Option<PathBuf>,
+    /// Attach a file, or every match of a quoted glob ('out/*.pdf'); repeatable
     #[arg(long, value_name = "FILE", action = ArgAction::Append, conflicts_with = "message")]
     pub attach: Vec<PathBuf>,
     /// Inline image the HTML refers to as cid:FILENAME; repeatable
     #[arg(long, value_name = "FILE", action = ArgAction::Append, conflicts_with = "message")]
     pub inline: Vec<PathBuf>,
+    /// Where replies go (Reply-To)
+    #[arg(long = "reply-to", value_name = "ADDR", conflicts_with = "message")]
+    pub reply_to: Option<String>,
+    /// The Message-ID this answers (In-Reply-To; also References unless --references)
+    #[arg(long = "in-reply-to", value_name = "MSGID", conflicts_with = "message")]
+    pub in_reply_to: Option<String>,
+    /// The thread's Message-IDs, oldest first, separated by spaces (References)
+    #[arg(long, value_name = "\"MSGID ...\"", conflicts_with = "message")]
+    pub references: Option<String>,
+    /// high or low: X-Priority and Importance; normal adds neither
+    #[arg(long, value_enum, value_name = "LEVEL", conflicts_with = "message")]
+    pub priority: Option<PriorityArg>,
     /// Send a complete RFC 5322 message as it is (FILE or -)
     #[arg(long, value_name = "FILE|-", conflicts_with_all = ["subject", "headers", "roster", "quiz"])]
     pub message: Option<PathBuf>,
@@ -239,9 +255,18 @@ impl Cli {
         self.body.is_some()
             || self.body_file.is_some()
             || self.html_file.is_some()
+            || self.markdown_file.is_some()
             || self.message.is_some()
             || !self.attach.is_empty()
     }
+}
+
+/// `--priority`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PriorityArg {
+    High,
+    Normal,
+    Low,
 }
 
 #[cfg(test)]
@@ -283,6 +308,48 @@ mod tests {
         assert!(cli.is_send_mode());
         let cli = Cli::try_parse_from(["quizmail", "--to", "a@x.test"]).unwrap();
         assert!(!cli.is_send_mode());
+    }
+
+    #[test]
+    fn markdown_file_is_a_body_source_that_excludes_the_others() {
+        let cli = Cli::try_parse_from(["quizmail", "--markdown-file", "-"]).unwrap();
+        assert!(cli.is_send_mode());
+        for other in [
+            &["--body", "x"][..],
+            &["--body-file", "b.txt"],
+            &["--html-file", "b.html"],
+            &["--message", "m.eml"],
+        ] {
+            let mut args = vec!["quizmail", "--markdown-file", "n.md"];
+            args.extend(other);
+            let e = Cli::try_parse_from(&args).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{other:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_flags_cannot_go_with_a_prepared_message() {
+        for flag in [
+            &["--reply-to", "a@x.test"][..],
+            &["--in-reply-to", "<a@x.test>"],
+            &["--references", "<a@x.test>"],
+            &["--priority", "high"],
+        ] {
+            let mut args = vec!["quizmail", "--message", "m.eml"];
+            args.extend(flag);
+            let e = Cli::try_parse_from(&args).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{flag:?}"
+            );
+        }
+        let e = Cli::try_parse_from(["quizmail", "--priority", "urgent"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue);
     }
 
     #[test]

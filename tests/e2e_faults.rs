@@ -3361,3 +3361,225 @@ fn outbox_that_cannot_be_written_is_exit_73() {
         .run();
     out.code(73).error_says(&["not-a-dir"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Content flags: --markdown-file, --attach patterns, --reply-to, --in-reply-to, --references,
+// --priority
+
+const MARKDOWN: &str = "# Build 42\n\n| job | result |\n|:--|--:|\n| test | ~~failed~~ ok |\n\n\
+                        <script>alert(1)</script>\n\n![chart](cid:chart.png)\n";
+
+/// The header lines of a received message, unfolded.
+fn header_lines(content: &[u8]) -> Vec<String> {
+    head(content)
+        .replace("\r\n ", " ")
+        .split("\r\n")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn markdown_glob_attachments_and_thread_headers_reach_the_server() {
+    let home = Home::new();
+    let md = home.file("notes.md", MARKDOWN.as_bytes());
+    home.file("chart.png", b"\x89PNG fake");
+    std::fs::create_dir(home.work().join("out")).expect("out dir");
+    for (name, data) in [
+        ("b.pdf", &b"%PDF b"[..]),
+        ("a.pdf", b"%PDF a"),
+        ("c.txt", b"c"),
+    ] {
+        std::fs::write(home.work().join("out").join(name), data).expect("write");
+    }
+    let server = GoodServer::new().message(Some(FROM), &[TO]).start();
+    let out = home
+        .client()
+        .server(server.port())
+        .args(["--tls", "none", "--json", "--from", FROM, "--to", TO])
+        .args(["--subject", "Build 42", "--markdown-file"])
+        .arg(&md)
+        .args(["--inline", "chart.png", "--attach", "out/*.pdf"])
+        .args(["--reply-to", "Ops <ops@example.com>"])
+        .args(["--in-reply-to", "build-41@ci.example", "--priority", "high"])
+        .run();
+    out.code(0);
+    let transcript = finish(server);
+    let content = &transcript.only().messages[0].content;
+    let lines = header_lines(content);
+    for want in [
+        "Reply-To: Ops <ops@example.com>",
+        "In-Reply-To: <build-41@ci.example>",
+        "References: <build-41@ci.example>",
+        "X-Priority: 1",
+        "Importance: high",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == want),
+            "{want:?} not in {lines:#?}"
+        );
+    }
+    let msg = mail_parser::MessageParser::default()
+        .parse(content)
+        .expect("the message parses");
+    // The text part is the source as given, its line ends CRLF on the wire.
+    let text = msg.body_text(0).expect("a text part");
+    assert_eq!(text.replace("\r\n", "\n"), MARKDOWN);
+    let html = msg.body_html(0).expect("an HTML part");
+    assert!(html.contains("<table style=\""), "{html}");
+    assert!(html.contains("<del>failed</del>"), "{html}");
+    assert!(html.contains("<img src=\"cid:chart.png\""), "{html}");
+    assert!(html.contains("&lt;script&gt;"), "{html}");
+    assert!(
+        !html.contains("<script") && !html.contains("<style"),
+        "{html}"
+    );
+    let names: Vec<&str> = msg
+        .attachments()
+        .filter_map(mail_parser::MimeHeaders::attachment_name)
+        .collect();
+    assert_eq!(names, ["chart.png", "a.pdf", "b.pdf"]);
+}
+
+#[test]
+fn markdown_file_with_another_body_source_is_exit_64() {
+    let home = Home::new();
+    let md = home.file("notes.md", MARKDOWN.as_bytes());
+    let other = home.file("other.txt", b"x");
+    for flag in ["--body", "--body-file", "--html-file", "--message"] {
+        let server = GoodServer::new().start();
+        let out = home
+            .client()
+            .server(server.port())
+            .args(["--tls", "none", "--json", "--to", TO, "--markdown-file"])
+            .arg(&md)
+            .arg(flag)
+            .arg(&other)
+            .run();
+        out.code(64).json_error("usage");
+        assert!(out.stderr.contains("--markdown-file"), "{}", out.describe());
+        assert!(finish(server).connections.is_empty(), "{flag}");
+    }
+}
+
+#[test]
+fn markdown_from_empty_standard_input_is_exit_66() {
+    let home = Home::new();
+    let out = home
+        .client()
+        .args(["--to", TO, "--markdown-file", "-", "--dry-run", "--json"])
+        .run();
+    out.code(66).json_error("input");
+}
+
+#[test]
+fn attach_pattern_matching_nothing_is_exit_66_naming_it_before_connecting() {
+    let home = Home::new();
+    std::fs::create_dir(home.work().join("out")).expect("out dir");
+    let server = GoodServer::new().start();
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none", "--json", "--attach", "out/*.pdf"])
+        .run();
+    out.code(66)
+        .error_says(&["--attach \"out/*.pdf\"", "matches no file"])
+        .json_error("input");
+    assert!(finish(server).connections.is_empty());
+}
+
+#[test]
+fn attach_name_with_metacharacters_that_exists_is_that_file() {
+    let home = Home::new();
+    home.file("report[1].pdf", b"literal");
+    home.file("report1.pdf", b"a match of the pattern");
+    let out = home
+        .client()
+        .mail()
+        .args(["--dry-run", "--attach", "report[1].pdf"])
+        .run();
+    out.code(0);
+    assert!(
+        out.stdout.contains("filename=\"report[1].pdf\""),
+        "{}",
+        out.describe()
+    );
+    assert!(!out.stdout.contains("report1.pdf"), "{}", out.describe());
+}
+
+#[test]
+fn bad_message_id_or_reply_to_is_exit_65_before_connecting() {
+    let home = Home::new();
+    for (flag, value, says) in [
+        ("--in-reply-to", "no-at-sign", "<id@host>"),
+        (
+            "--in-reply-to",
+            "<a@b.test>\r\nBcc: x@y.test",
+            "control character",
+        ),
+        ("--references", "<a@b.test> c", "<id@host>"),
+        (
+            "--reply-to",
+            "ops@example.com\r\nBcc: x@y.test",
+            "--reply-to",
+        ),
+    ] {
+        let mut extra = flags(&["--from", FROM, "--to", TO, "--body", "x", flag]);
+        extra.push(value.into());
+        refused_before_connecting(&home, extra, &[flag, says]);
+    }
+}
+
+#[test]
+fn grade_mode_refuses_threading_and_probe_refuses_priority_exit_64() {
+    let home = Home::new();
+    let (quiz, roster) = grade_files(&home, |_, email| email.to_owned());
+    let server = GoodServer::new().start();
+    let out = grade_client(&home, server.port(), &quiz, &roster)
+        .args(["--in-reply-to", "<a@b.test>"])
+        .run();
+    out.code(64)
+        .error_says(&["--in-reply-to", "grade mode"])
+        .json_error("usage");
+    let out = home
+        .client()
+        .server(server.port())
+        .args(["--probe", "--tls", "none", "--priority", "high"])
+        .run();
+    out.code(64).error_says(&["--priority", "--probe"]);
+    assert!(finish(server).connections.is_empty());
+}
+
+#[test]
+fn quiz_results_carry_reply_to_thread_and_priority_headers() {
+    let home = Home::new();
+    let quiz = home.file("quiz.toml", QUIZ.as_bytes());
+    let server = GoodServer::new().message(Some(FROM), &[TO]).start();
+    let out = home
+        .client()
+        .server(server.port())
+        .args(["--tls", "none", "--from", FROM, "--to", TO, "--quiz"])
+        .arg(&quiz)
+        .args(["--answers", "a,b,c", "--name", "Ada", "--yes"])
+        .args([
+            "--reply-to",
+            TEACHER,
+            "--in-reply-to",
+            "<quiz-1@example.com>",
+        ])
+        .args(["--references", "<term@example.com> <quiz-1@example.com>"])
+        .args(["--priority", "low"])
+        .run();
+    out.code(0);
+    let transcript = finish(server);
+    let lines = header_lines(&transcript.only().messages[0].content);
+    for want in [
+        format!("Reply-To: {TEACHER}"),
+        "In-Reply-To: <quiz-1@example.com>".into(),
+        "References: <term@example.com> <quiz-1@example.com>".into(),
+        "X-Priority: 5".into(),
+        "Importance: low".into(),
+    ] {
+        assert!(lines.contains(&want), "{want:?} not in {lines:#?}");
+    }
+}

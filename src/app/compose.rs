@@ -4,9 +4,12 @@
 use std::time::SystemTime;
 
 use crate::cli::Cli;
+use crate::cli::PriorityArg;
 use crate::config::Settings;
 use crate::error::Error;
-use crate::message::{parse_header_arg, Attachment, Compose, Mailbox, MessageError};
+use crate::message::{
+    parse_header_arg, Attachment, Compose, Mailbox, MessageError, MessageId, Priority,
+};
 use crate::quiz::{self, Attempt, Quiz};
 
 /// Who the message goes to and who bounces go to (RFC 5321 §2.3.1), as mailboxes; the driver
@@ -103,6 +106,53 @@ pub fn extra_headers(cli: &Cli) -> Result<Vec<(String, String)>, Error> {
         .iter()
         .map(|h| parse_header_arg(h).map_err(|e| with_flag("--header", e)))
         .collect()
+}
+
+/// `--reply-to`, `--in-reply-to`, `--references` and `--priority`, checked once before any
+/// work and applied to every message a mode composes.
+#[derive(Clone, Debug, Default)]
+pub struct HeaderFlags {
+    reply_to: Option<Mailbox>,
+    in_reply_to: Option<MessageId>,
+    references: Vec<MessageId>,
+    priority: Priority,
+}
+
+impl HeaderFlags {
+    pub fn from_cli(cli: &Cli) -> Result<HeaderFlags, Error> {
+        let reply_to = match &cli.reply_to {
+            Some(r) => Some(Mailbox::parse(r).map_err(|e| with_flag("--reply-to", e))?),
+            None => None,
+        };
+        let in_reply_to = match &cli.in_reply_to {
+            Some(id) => Some(MessageId::parse(id).map_err(|e| with_flag("--in-reply-to", e))?),
+            None => None,
+        };
+        // RFC 5322 §3.6.4: a reply's References holds its parent's; with only the parent's
+        // Message-ID known, that one alone still threads the reply under it.
+        let references = match &cli.references {
+            Some(list) => MessageId::parse_list(list).map_err(|e| with_flag("--references", e))?,
+            None => in_reply_to.iter().cloned().collect(),
+        };
+        let priority = match cli.priority {
+            Some(PriorityArg::High) => Priority::High,
+            Some(PriorityArg::Low) => Priority::Low,
+            Some(PriorityArg::Normal) | None => Priority::Normal,
+        };
+        Ok(HeaderFlags {
+            reply_to,
+            in_reply_to,
+            references,
+            priority,
+        })
+    }
+
+    pub fn apply(&self, compose: &mut Compose) {
+        compose.reply_to.clone_from(&self.reply_to);
+        compose.in_reply_to.clone_from(&self.in_reply_to);
+        compose.references.clone_from(&self.references);
+        compose.priority = self.priority;
+    }
 }
 
 /// MAIL FROM: `--envelope-from`, else the From address (which keeps SPF aligned).
@@ -222,6 +272,57 @@ mod tests {
         let (from, to) = a.envelope_forms(true).unwrap();
         assert_eq!(from, "quiz@example.com");
         assert_eq!(to, ["jörg@example.com"]);
+    }
+
+    fn header_flags(args: &[&str]) -> Result<Compose, Error> {
+        use clap::Parser;
+        let cli =
+            Cli::try_parse_from(std::iter::once("quizmail").chain(args.iter().copied())).unwrap();
+        let flags = HeaderFlags::from_cli(&cli)?;
+        let mut c = Compose::new(
+            Mailbox::parse("a@example.com").unwrap(),
+            SystemTime::UNIX_EPOCH,
+            [0; 16],
+        );
+        flags.apply(&mut c);
+        Ok(c)
+    }
+
+    #[test]
+    fn in_reply_to_also_sets_references_unless_they_are_given() {
+        let c = header_flags(&["--in-reply-to", "p@ci.example"]).unwrap();
+        assert_eq!(
+            c.in_reply_to.as_ref().map(MessageId::as_str),
+            Some("<p@ci.example>")
+        );
+        let refs: Vec<&str> = c.references.iter().map(MessageId::as_str).collect();
+        assert_eq!(refs, ["<p@ci.example>"]);
+        let c = header_flags(&["--in-reply-to", "<p@x>", "--references", "<r@x> <p@x>"]).unwrap();
+        let refs: Vec<&str> = c.references.iter().map(MessageId::as_str).collect();
+        assert_eq!(refs, ["<r@x>", "<p@x>"]);
+        let c = header_flags(&["--reply-to", "Ops <ops@x.test>", "--priority", "low"]).unwrap();
+        assert_eq!(c.reply_to.unwrap().addr_spec_unicode(), "ops@x.test");
+        assert_eq!(c.priority, Priority::Low);
+        assert_eq!(
+            header_flags(&["--priority", "normal"]).unwrap().priority,
+            Priority::Normal
+        );
+    }
+
+    #[test]
+    fn bad_header_flags_are_data_errors_naming_the_flag() {
+        for (args, flag) in [
+            (&["--in-reply-to", "no-at-sign"][..], "--in-reply-to"),
+            (&["--in-reply-to", "<a@b>\r\nBcc: x@y"], "--in-reply-to"),
+            (&["--references", "<a@b> c"], "--references"),
+            (&["--references", " "], "--references"),
+            (&["--reply-to", "not an address"], "--reply-to"),
+            (&["--reply-to", "a@b.test\r\nBcc: x@y.test"], "--reply-to"),
+        ] {
+            let e = header_flags(args).unwrap_err();
+            assert_eq!(e.exit_code(), 65, "{args:?}");
+            assert!(e.to_string().starts_with(flag), "{args:?}: {e}");
+        }
     }
 
     #[test]

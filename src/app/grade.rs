@@ -3,7 +3,8 @@
 use std::io::{self, IsTerminal};
 
 use super::compose::{
-    addresses, envelope_sender, extra_headers, results_message, sender, summary_message, Addressing,
+    addresses, envelope_sender, extra_headers, results_message, sender, summary_message,
+    Addressing, HeaderFlags,
 };
 use super::delivery::{alignment, deliver_batch, Content, Job};
 use super::ui::Ui;
@@ -29,6 +30,8 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
     let from = sender(&ctx.settings)?;
     let envelope_from = envelope_sender(cli, &from)?;
     let headers = extra_headers(cli)?;
+    // --reply-to and --priority; the threading flags are refused in grade mode (mode.rs).
+    let header_flags = HeaderFlags::from_cli(cli)?;
     alignment(ctx, &from, &envelope_from);
 
     let transport = if cli.dry_run {
@@ -53,6 +56,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
                     ctx.now,
                 );
                 compose.headers = headers.clone();
+                header_flags.apply(&mut compose);
                 jobs.push((
                     reports.len(),
                     Job {
@@ -88,6 +92,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
     } else {
         let mut c = summary_message(&quiz, &entries, from.clone(), teacher.clone(), ctx.now);
         c.headers = headers;
+        header_flags.apply(&mut c);
         jobs.push((
             reports.len(),
             Job {

@@ -11,7 +11,7 @@ use crate::error::Error;
 pub enum Mode {
     /// The default: take the test, mail the results.
     Quiz,
-    /// `--body`, `--body-file`, `--html-file`, `--attach` or `--message`.
+    /// `--body`, `--body-file`, `--html-file`, `--markdown-file`, `--attach` or `--message`.
     Send,
     /// `--probe`.
     Probe,
@@ -45,7 +45,10 @@ impl Mode {
     /// How the error names the mode.
     pub fn name(self) -> &'static str {
         match self {
-            Mode::Quiz => "quiz mode (no --body, --body-file, --html-file or --message)",
+            Mode::Quiz => {
+                "quiz mode (no --body, --body-file, --html-file, --markdown-file, --attach or \
+                 --message)"
+            }
             Mode::Send => "send mode",
             Mode::Probe => "--probe",
             Mode::Grade => "grade mode (--roster)",
@@ -57,8 +60,17 @@ impl Mode {
         match self {
             Mode::Quiz => Refused::These(&["inline"]),
             Mode::Send => Refused::These(&["quiz", "answers", "name"]),
-            // One message per student: --save would keep only one of them.
-            Mode::Grade => Refused::These(&["cc", "bcc", "save"]),
+            // One message per student: --save would keep only one of them. Each student's
+            // results start a conversation of their own, so no one Message-ID can be what
+            // they all reply to (--reply-to and --priority do apply to every message).
+            Mode::Grade => Refused::These(&[
+                "cc",
+                "bcc",
+                "save",
+                "markdown_file",
+                "in_reply_to",
+                "references",
+            ]),
             Mode::Probe => Refused::These(&[
                 "to",
                 "cc",
@@ -67,8 +79,13 @@ impl Mode {
                 "subject",
                 "headers",
                 "html_file",
+                "markdown_file",
                 "attach",
                 "inline",
+                "reply_to",
+                "in_reply_to",
+                "references",
+                "priority",
                 "quiz",
                 "answers",
                 "name",
@@ -156,6 +173,32 @@ mod tests {
     fn each_mode_is_chosen_and_refuses_what_it_would_ignore() {
         assert_eq!(check(&["q"]).unwrap(), Mode::Quiz);
         assert_eq!(check(&["q", "--body", "x"]).unwrap(), Mode::Send);
+        assert_eq!(
+            check(&["q", "--markdown-file", "m.md"]).unwrap(),
+            Mode::Send
+        );
+        assert_eq!(check(&["q", "--attach", "*.pdf"]).unwrap(), Mode::Send);
+        for flags in [
+            &["q", "--reply-to", "a@b.test", "--priority", "low"][..],
+            &["q", "--in-reply-to", "<a@b>", "--references", "<a@b>"],
+        ] {
+            assert_eq!(check(flags).unwrap(), Mode::Quiz, "{flags:?}");
+        }
+        assert_eq!(
+            check(&[
+                "q",
+                "--roster",
+                "r",
+                "--quiz",
+                "q",
+                "--reply-to",
+                "t@b.test",
+                "--priority",
+                "high"
+            ])
+            .unwrap(),
+            Mode::Grade
+        );
         assert_eq!(check(&["q", "--probe"]).unwrap(), Mode::Probe);
         assert_eq!(
             check(&["q", "--roster", "r.csv", "--quiz", "q.toml"]).unwrap(),
@@ -178,6 +221,34 @@ mod tests {
             (
                 &["q", "--roster", "r", "--quiz", "q", "--save", "f"][..],
                 "--save cannot be used with grade mode",
+            ),
+            (
+                &[
+                    "q",
+                    "--roster",
+                    "r",
+                    "--quiz",
+                    "q",
+                    "--in-reply-to",
+                    "<a@b>",
+                ][..],
+                "--in-reply-to cannot be used with grade mode",
+            ),
+            (
+                &[
+                    "q",
+                    "--roster",
+                    "r",
+                    "--quiz",
+                    "q",
+                    "--markdown-file",
+                    "m.md",
+                ][..],
+                "--markdown-file cannot be used with grade mode",
+            ),
+            (
+                &["q", "--probe", "--priority", "high"][..],
+                "--priority cannot be used with --probe",
             ),
             (
                 &["q", "--dkim-dns-record", "--to", "a@x.test"][..],

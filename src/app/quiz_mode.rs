@@ -3,6 +3,7 @@ use std::io::{self, IsTerminal, Write};
 
 use super::compose::{
     addresses, addressing, envelope_sender, extra_headers, results_message, sender, with_flag,
+    HeaderFlags,
 };
 use super::delivery::{alignment, deliver_one, Content};
 use super::Ctx;
@@ -29,6 +30,7 @@ pub fn quiz(ctx: &Ctx) -> Result<(Report, i32), Error> {
     let bcc = addresses("--bcc", &cli.bcc)?;
     let from = sender(&ctx.settings)?;
     let headers = extra_headers(cli)?;
+    let header_flags = HeaderFlags::from_cli(cli)?;
     if let Some(subject) = &cli.subject {
         header::check_text("Subject", subject).map_err(|e| with_flag("--subject", e))?;
     }
@@ -70,6 +72,7 @@ pub fn quiz(ctx: &Ctx) -> Result<(Report, i32), Error> {
         compose.subject = subject.clone();
     }
     compose.headers = headers;
+    header_flags.apply(&mut compose);
     let envelope = addressing(cli, &compose)?;
     if interactive && !cli.yes && !cli.dry_run {
         let names: Vec<String> = envelope

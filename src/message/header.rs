@@ -61,6 +61,80 @@ impl HeaderField {
     }
 }
 
+/// A msg-id (RFC 5322 §3.6.4) as `--in-reply-to` and `--references` take it: `<left@right>`,
+/// the angle brackets added when missing. Checked strictly enough that it can go into a header
+/// as it is: printable ASCII without spaces (so no CR, LF or other control can reach the
+/// field), no `<` or `>` inside, a non-empty left and right side around the last `@`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageId(String);
+
+/// Longest msg-id: it cannot be folded, and `In-Reply-To: ` must fit with it in 998 octets.
+const MAX_MESSAGE_ID: usize = 900;
+
+impl MessageId {
+    pub fn parse(input: &str) -> Result<MessageId, MessageError> {
+        let bad = |reason: &str| MessageError::BadMessageId {
+            input: input.to_string(),
+            reason: reason.to_string(),
+        };
+        if input.chars().any(is_control) {
+            return Err(bad("it contains a control character (such as CR or LF)"));
+        }
+        let trimmed = input.trim();
+        let inner = match (trimmed.strip_prefix('<'), trimmed.ends_with('>')) {
+            (Some(rest), true) => &rest[..rest.len() - 1],
+            (None, false) => trimmed,
+            _ => return Err(bad("its angle brackets do not match; write <id@host>")),
+        };
+        if !inner.bytes().all(|b| (33..=126).contains(&b)) {
+            return Err(bad("a Message-ID is printable ASCII without spaces"));
+        }
+        if inner.contains(['<', '>']) {
+            return Err(bad(
+                "only one Message-ID is allowed here, written <id@host>",
+            ));
+        }
+        match inner.rsplit_once('@') {
+            Some((left, right)) if !left.is_empty() && !right.is_empty() => {}
+            _ => {
+                return Err(bad(
+                    "it needs the form <id@host>, as in the Message-ID header",
+                ))
+            }
+        }
+        if inner.len() + 2 > MAX_MESSAGE_ID {
+            return Err(bad("it is longer than 900 characters"));
+        }
+        Ok(MessageId(format!("<{inner}>")))
+    }
+
+    /// A whitespace-separated list, as `--references "<a@x> <b@y>"` gives it; at least one.
+    pub fn parse_list(input: &str) -> Result<Vec<MessageId>, MessageError> {
+        if input.chars().any(is_control) {
+            return Err(MessageError::BadMessageId {
+                input: input.to_string(),
+                reason: "it contains a control character (such as CR or LF)".into(),
+            });
+        }
+        let ids = input
+            .split_whitespace()
+            .map(MessageId::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.is_empty() {
+            return Err(MessageError::BadMessageId {
+                input: input.to_string(),
+                reason: "no Message-ID given; write <id@host> ...".into(),
+            });
+        }
+        Ok(ids)
+    }
+
+    /// With its angle brackets.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// C0 controls, DEL and the C1 controls U+0080..U+009F (RFC 5198 §2 keeps them out of
 /// network text; U+0085 NEL is a line break to Unicode-aware readers): never allowed in
 /// anything a user puts into a header. `smtp::command` refuses the same set in addresses.
@@ -307,6 +381,42 @@ mod tests {
         for line in format!("Subject:{value}").split("\r\n") {
             assert!(line.len() <= FOLD_AT, "{line}");
         }
+    }
+
+    #[test]
+    fn message_ids_get_brackets_and_bad_ones_are_refused() {
+        for (input, want) in [
+            ("<a.b@host.example>", "<a.b@host.example>"),
+            ("a.b@host.example", "<a.b@host.example>"),
+            (" <x@[127.0.0.1]> ", "<x@[127.0.0.1]>"),
+            ("<\"odd@left\"@host>", "<\"odd@left\"@host>"),
+        ] {
+            assert_eq!(MessageId::parse(input).unwrap().as_str(), want, "{input:?}");
+        }
+        for bad in [
+            "",
+            "<>",
+            "no-at-sign",
+            "@host",
+            "left@",
+            "<a@b",
+            "a@b>",
+            "<a@b>\r\nBcc: x@y",
+            "a@b\nc",
+            "a b@c",
+            "<a@b><c@d>",
+            "caf\u{e9}@example.com",
+            "a@b\u{85}",
+        ] {
+            let e = MessageId::parse(bad).unwrap_err();
+            assert!(matches!(e, MessageError::BadMessageId { .. }), "{bad:?}");
+        }
+        assert!(MessageId::parse(&format!("{}@h", "x".repeat(900))).is_err());
+        let list = MessageId::parse_list(" <a@x>  b@y <c@z> ").unwrap();
+        let list: Vec<&str> = list.iter().map(MessageId::as_str).collect();
+        assert_eq!(list, ["<a@x>", "<b@y>", "<c@z>"]);
+        assert!(MessageId::parse_list("  ").is_err());
+        assert!(MessageId::parse_list("<a@x>\r\n<b@y>").is_err());
     }
 
     #[test]

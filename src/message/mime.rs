@@ -13,7 +13,7 @@ use super::encoding::{
 };
 use super::header::{
     check_field_name, check_text, compact_timestamp, first_word_budget, fold, format_date,
-    unstructured_tokens, words_as_tokens, HeaderField, MAX_LINE,
+    unstructured_tokens, words_as_tokens, HeaderField, MessageId, MAX_LINE,
 };
 use super::{headers_len, write_message, Mailbox, MessageError, Outgoing, Target};
 use std::collections::HashSet;
@@ -50,10 +50,46 @@ pub struct Compose {
     pub attachments: Vec<Attachment>,
     /// Images the HTML refers to as `cid:FILENAME`.
     pub inline: Vec<Attachment>,
+    /// The message this one answers (RFC 5322 §3.6.4).
+    pub in_reply_to: Option<MessageId>,
+    /// The thread it belongs to, oldest first (RFC 5322 §3.6.4).
+    pub references: Vec<MessageId>,
+    pub priority: Priority,
     /// The Date field and the Message-ID timestamp.
     pub date: SystemTime,
     /// Randomness for the Message-ID and the MIME boundaries (fill from a CSPRNG).
     pub random: [u8; 16],
+}
+
+/// `--priority`: written as `X-Priority` (the de facto field most mail programs read, 1 is
+/// highest and 5 lowest) and `Importance` (RFC 2156 §5.3.4, which Outlook reads). `Normal`
+/// writes neither: it is what a message without them means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Priority {
+    High,
+    #[default]
+    Normal,
+    Low,
+}
+
+impl Priority {
+    fn fields(self) -> Vec<HeaderField> {
+        let (x_priority, importance) = match self {
+            Priority::High => ("1", "high"),
+            Priority::Normal => return Vec::new(),
+            Priority::Low => ("5", "low"),
+        };
+        vec![
+            HeaderField {
+                name: "X-Priority".into(),
+                value: format!(" {x_priority}"),
+            },
+            HeaderField {
+                name: "Importance".into(),
+                value: format!(" {importance}"),
+            },
+        ]
+    }
 }
 
 /// Fields we write ourselves, which `--header` may not add a second time.
@@ -69,6 +105,13 @@ const RESERVED: [&str; 10] = [
     "message-id",
     "mime-version",
 ];
+
+/// Fields that a flag writes only when given, so `--header` may set them when it is not.
+fn is_flag_field(name: &str) -> bool {
+    ["in-reply-to", "references", "x-priority", "importance"]
+        .iter()
+        .any(|f| name.eq_ignore_ascii_case(f))
+}
 
 /// Splits a `--header "Name: value"` argument at its first colon; the value loses the
 /// spaces after the colon. Name and value are checked in [`Compose::build`].
@@ -95,6 +138,9 @@ impl Compose {
             html: None,
             attachments: Vec::new(),
             inline: Vec::new(),
+            in_reply_to: None,
+            references: Vec::new(),
+            priority: Priority::Normal,
             date,
             random,
         }
@@ -160,12 +206,52 @@ impl Compose {
             name: "Message-ID".into(),
             value: format!(" {message_id}"),
         });
+        if let Some(id) = &self.in_reply_to {
+            headers.push(HeaderField {
+                name: "In-Reply-To".into(),
+                value: format!(" {}", id.as_str()),
+            });
+        }
+        if !self.references.is_empty() {
+            let tokens: Vec<String> = self
+                .references
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    if i == 0 {
+                        id.as_str().to_string()
+                    } else {
+                        format!(" {}", id.as_str())
+                    }
+                })
+                .collect();
+            headers.push(HeaderField {
+                name: "References".into(),
+                value: fold("References", &tokens),
+            });
+        }
         headers.push(HeaderField {
             name: "MIME-Version".into(),
             value: " 1.0".into(),
         });
+        headers.extend(self.priority.fields());
+        let ours = headers.len();
         for (name, value) in &self.headers {
-            headers.push(extra_field(name, value)?);
+            let field = extra_field(name, value)?;
+            // In-Reply-To and References may occur once (RFC 5322 §3.6); two priorities would
+            // contradict each other. A `--header` alone may still set any of them.
+            if headers[..ours]
+                .iter()
+                .any(|f| f.name.eq_ignore_ascii_case(name) && is_flag_field(name))
+            {
+                return Err(MessageError::BadHeader {
+                    name: name.to_string(),
+                    reason: "it is also set by --in-reply-to, --references or --priority; \
+                             give it once"
+                        .into(),
+                });
+            }
+            headers.push(field);
         }
         let Part {
             headers: root_headers,
@@ -1130,6 +1216,76 @@ mod tests {
         assert_eq!(split_before_spaces("a  b c "), ["a", "  b", " c "]);
         assert_eq!(split_before_spaces("   "), ["   "]);
         assert!(split_before_spaces("").is_empty());
+    }
+
+    #[test]
+    fn threading_and_priority_fields() {
+        let mut c = compose();
+        c.reply_to = Some(Mailbox::parse("Ops <ops@example.com>").unwrap());
+        c.in_reply_to = Some(MessageId::parse("build-41@ci.example").unwrap());
+        c.references = (0..6)
+            .map(|i| MessageId::parse(&format!("<build-{i}.aaaaaaaaaaaaaaaa@ci.example>")).unwrap())
+            .collect();
+        c.priority = Priority::High;
+        c.headers = vec![("X-Tag".into(), "v".into())];
+        let text = render(&c.build(PLAIN).unwrap(), PLAIN);
+        let head = &text[..text.find("\r\n\r\n").unwrap()];
+        assert!(
+            head.contains("\r\nReply-To: Ops <ops@example.com>\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains("\r\nIn-Reply-To: <build-41@ci.example>\r\n"),
+            "{head}"
+        );
+        let references = head.split("\r\nReferences:").nth(1).unwrap();
+        let references = references.split("\r\nMIME-Version").next().unwrap();
+        assert!(references.contains("\r\n "), "folded: {references:?}");
+        let ids: Vec<&str> = references.split_whitespace().collect();
+        assert_eq!(ids.len(), 6);
+        assert_eq!(ids[0], "<build-0.aaaaaaaaaaaaaaaa@ci.example>");
+        assert!(head.contains("MIME-Version: 1.0\r\nX-Priority: 1\r\nImportance: high\r\nX-Tag: v"));
+
+        let mut c = compose();
+        c.priority = Priority::Low;
+        let text = render(&c.build(PLAIN).unwrap(), PLAIN);
+        assert!(
+            text.contains("X-Priority: 5\r\nImportance: low\r\n"),
+            "{text}"
+        );
+        let mut c = compose();
+        c.priority = Priority::Normal;
+        let text = render(&c.build(PLAIN).unwrap(), PLAIN);
+        assert!(!text.contains("X-Priority") && !text.contains("Importance"));
+        assert!(!text.contains("In-Reply-To") && !text.contains("References"));
+    }
+
+    #[test]
+    fn a_header_may_set_a_threading_or_priority_field_only_when_no_flag_does() {
+        let mut c = compose();
+        c.headers = vec![
+            ("In-Reply-To".into(), "<a@b>".into()),
+            ("X-Priority".into(), "2".into()),
+        ];
+        assert!(c.build(PLAIN).is_ok());
+        for (name, set) in [
+            ("in-reply-to", 0),
+            ("References", 1),
+            ("X-Priority", 2),
+            ("IMPORTANCE", 2),
+        ] {
+            let mut c = compose();
+            match set {
+                0 => c.in_reply_to = Some(MessageId::parse("<a@b>").unwrap()),
+                1 => c.references = vec![MessageId::parse("<a@b>").unwrap()],
+                _ => c.priority = Priority::Low,
+            }
+            c.headers = vec![(name.into(), "x".into())];
+            assert!(
+                matches!(c.build(PLAIN), Err(MessageError::BadHeader { .. })),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -12,13 +12,14 @@ pub mod address;
 pub mod encoding;
 pub mod header;
 pub mod lint;
+pub mod markdown;
 pub mod mime;
 pub mod prepared;
 pub mod stream;
 
 pub use address::Mailbox;
-pub use header::HeaderField;
-pub use mime::{parse_header_arg, Attachment, Compose, Message};
+pub use header::{HeaderField, MessageId};
+pub use mime::{parse_header_arg, Attachment, Compose, Message, Priority};
 pub use prepared::Prepared;
 pub use stream::{CrlfNormalizer, DotStuffer};
 
@@ -52,6 +53,8 @@ pub enum MessageError {
     InvalidAddress { input: String, reason: String },
     #[error("{field} contains a control character (such as CR or LF), refused: {value:?}")]
     ControlChar { field: String, value: String },
+    #[error("invalid Message-ID {input:?}: {reason}")]
+    BadMessageId { input: String, reason: String },
     #[error("invalid header field {name:?}: {reason}")]
     BadHeader { name: String, reason: String },
     #[error("{what} is not valid UTF-8 (first bad octet at offset {offset})")]

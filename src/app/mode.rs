@@ -78,6 +78,9 @@ impl Mode {
                 "dkim_key",
                 "dkim_selector",
                 "dkim_domain",
+                "dsn_notify",
+                "dsn_ret",
+                "envid",
             ]),
             // It only prints a record: the key, its names and the config are all it reads.
             Mode::DnsRecord => Refused::AllBut(&[
@@ -88,6 +91,7 @@ impl Mode {
                 "dkim_key_insecure",
                 "from",
                 "config",
+                "account",
                 "quiet",
                 "verbose",
             ]),

@@ -14,6 +14,7 @@ pub const MAX_TIMEOUT_SECS: u64 = 86_400;
 /// How the connection is protected (cli.md "Server"): the session's own type, named on the
 /// command line and in the config file by [`TlsMode::as_str`].
 pub use crate::smtp::TlsMode;
+use crate::smtp::{Envid, Notify, Ret};
 
 impl TlsMode {
     pub fn as_str(self) -> &'static str {
@@ -58,6 +59,26 @@ impl<'de> serde::Deserialize<'de> for TlsMode {
                 serde::de::Error::unknown_variant(&name, &["starttls", "implicit", "none"])
             })
     }
+}
+
+/// `--dsn-notify` (RFC 3461 §4.1): `never` alone, or any of success, failure, delay.
+fn parse_notify(s: &str) -> Result<Notify, String> {
+    Notify::parse(s)
+}
+
+/// `--dsn-ret` (RFC 3461 §4.3).
+fn parse_ret(s: &str) -> Result<Ret, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "full" => Ok(Ret::Full),
+        "hdrs" => Ok(Ret::Hdrs),
+        _ => Err(format!("{s:?} is not full or hdrs")),
+    }
+}
+
+/// `--envid`: checked (printable ASCII, at most 100 characters of xtext) as the command line
+/// is read, so a bad value is a usage error before anything else happens.
+fn parse_envid(s: &str) -> Result<Envid, String> {
+    Envid::new(s).map_err(|e| e.reason.to_string())
 }
 
 /// `--auth`: `auto` or one named SASL mechanism.
@@ -141,6 +162,15 @@ pub struct Cli {
     /// Take recipients from the message's To/Cc/Bcc and strip Bcc
     #[arg(short = 't', long = "read-recipients", requires = "message")]
     pub read_recipients: bool,
+    /// When to send delivery status notifications: never, or any of success,failure,delay
+    #[arg(long = "dsn-notify", value_name = "never|success,failure,delay", value_parser = parse_notify)]
+    pub dsn_notify: Option<Notify>,
+    /// What a failure notification returns: full message or hdrs only
+    #[arg(long = "dsn-ret", value_name = "full|hdrs", value_parser = parse_ret)]
+    pub dsn_ret: Option<Ret>,
+    /// Envelope identifier that notifications carry back (printable ASCII, RFC 3461 §4.4)
+    #[arg(long, value_name = "TEXT", value_parser = parse_envid)]
+    pub envid: Option<Envid>,
 
     // --- Quiz --------------------------------------------------------------------------------
     /// Quiz file (TOML); default: the built-in sample
@@ -204,6 +234,9 @@ pub struct Cli {
     /// Retries for connection failures and 4xx replies (default 2)
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
+    /// Use the config file's [accounts.NAME]; default: the account whose from matches --from
+    #[arg(long, env = "SMTP_ACCOUNT", value_name = "NAME")]
+    pub account: Option<String>,
     /// TOML config file; default $XDG_CONFIG_HOME/quizmail/config.toml
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -4,6 +4,7 @@
 //!
 //! The config file never holds a password: it names a `password_file` or `password_command`,
 //! as msmtp's `passwordeval` does, so the secret is not one more plaintext copy on disk.
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -66,18 +67,35 @@ pub struct FileConfig {
     pub dkim_selector: Option<String>,
     pub dkim_domain: Option<String>,
     pub outbox: Option<PathBuf>,
+    /// `default_account = "NAME"`: the account used when neither `--account` nor the From
+    /// address picks one. Spanned, so a name that is not defined is reported with its line.
+    pub default_account: Option<toml::Spanned<String>>,
+    /// `[accounts.NAME]` tables, each with the same keys as the top level (cli.md "Accounts").
+    #[serde(default)]
+    pub accounts: BTreeMap<String, toml::Spanned<FileConfig>>,
+    /// Where the file came from and its text, for errors that name a line.
+    #[serde(skip)]
+    origin: Option<(PathBuf, String)>,
 }
 
 impl FileConfig {
     /// Parses a config file; errors carry the line and column.
     pub fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
         if let Ok(table) = text.parse::<toml::Table>() {
-            if table.contains_key("password") {
+            let accounts = table.get("accounts").and_then(toml::Value::as_table);
+            let in_account = accounts.into_iter().flatten().find_map(|(name, t)| {
+                t.as_table()
+                    .is_some_and(|t| t.contains_key("password"))
+                    .then_some(name)
+            });
+            if table.contains_key("password") || in_account.is_some() {
+                let place = in_account.map_or(String::new(), |n| format!("[accounts.{n}]: "));
                 return Err(ConfigError::File {
                     path: path.to_owned(),
-                    message: "a password is not kept in the config file; use password_command \
-                              (e.g. \"pass show smtp\") or password_file"
-                        .into(),
+                    message: format!(
+                        "{place}a password is not kept in the config file; use password_command \
+                         (e.g. \"pass show smtp\") or password_file"
+                    ),
                 });
             }
         }
@@ -87,11 +105,21 @@ impl FileConfig {
         })?;
         // Relative paths in the file are relative to the file, as users expect from ~/.config.
         let base = path.parent().unwrap_or(Path::new("."));
+        cfg.relative_to(base);
+        for account in cfg.accounts.values_mut() {
+            account.get_mut().relative_to(base);
+        }
+        cfg.origin = Some((path.to_owned(), text.to_owned()));
+        cfg.check_accounts()?;
+        Ok(cfg)
+    }
+
+    fn relative_to(&mut self, base: &Path) {
         for p in [
-            &mut cfg.ca_file,
-            &mut cfg.password_file,
-            &mut cfg.dkim_key,
-            &mut cfg.outbox,
+            &mut self.ca_file,
+            &mut self.password_file,
+            &mut self.dkim_key,
+            &mut self.outbox,
         ]
         .into_iter()
         .flatten()
@@ -100,7 +128,178 @@ impl FileConfig {
                 *p = base.join(&*p);
             }
         }
-        Ok(cfg)
+    }
+
+    /// A `ConfigError::File` for this file, at the line of byte `offset` when given.
+    fn error_at(&self, offset: Option<usize>, message: String) -> ConfigError {
+        let (path, text) = match &self.origin {
+            Some((path, text)) => (path.clone(), text.as_str()),
+            None => (PathBuf::from("(no config file)"), ""),
+        };
+        let message = match offset {
+            Some(at) => format!("line {}: {message}", line_col(text, at).0),
+            None => message,
+        };
+        ConfigError::File { path, message }
+    }
+
+    /// The accounts defined, in file order, with their lines: what an error offers instead.
+    fn account_list(&self) -> String {
+        let text = self.origin.as_ref().map_or("", |(_, t)| t.as_str());
+        let mut names: Vec<(&String, usize)> = self
+            .accounts
+            .iter()
+            .map(|(name, a)| (name, a.span().start))
+            .collect();
+        names.sort_by_key(|(_, at)| *at);
+        if names.is_empty() {
+            return "the file defines no [accounts.NAME]".into();
+        }
+        let list: Vec<String> = names
+            .iter()
+            .map(|(name, at)| format!("{name} (line {})", line_col(text, *at).0))
+            .collect();
+        format!("the file defines {}", list.join(", "))
+    }
+
+    /// Accounts do not nest, and `default_account` must name one of them.
+    fn check_accounts(&self) -> Result<(), ConfigError> {
+        for account in self.accounts.values() {
+            let inner = account.get_ref();
+            if let Some(d) = &inner.default_account {
+                return Err(self.error_at(
+                    Some(d.span().start),
+                    "default_account belongs at the top of the file, not inside an account".into(),
+                ));
+            }
+            if let Some(nested) = inner.accounts.values().next() {
+                return Err(self.error_at(
+                    Some(nested.span().start),
+                    "accounts do not nest: define each as [accounts.NAME] at the top level".into(),
+                ));
+            }
+        }
+        if let Some(name) = &self.default_account {
+            if !self.accounts.contains_key(name.get_ref()) {
+                return Err(self.error_at(
+                    Some(name.span().start),
+                    format!(
+                        "default_account = {:?} names no [accounts.{0}]; {}: fix the name",
+                        name.get_ref(),
+                        self.account_list()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Picks the account (cli.md "Accounts"): `--account`/SMTP_ACCOUNT when given, else the
+    /// one whose `from` matches the From address (an exact address before a `*@domain`
+    /// pattern, the first in the file among equals), else `default_account`, else none. Its
+    /// keys are laid over the top level's; flags and the environment still win over both.
+    pub fn with_account(
+        mut self,
+        explicit: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<FileConfig, ConfigError> {
+        let name = match (explicit, from) {
+            (Some(name), _) => {
+                if !self.accounts.contains_key(name) {
+                    return Err(self.error_at(
+                        None,
+                        format!(
+                            "--account (or SMTP_ACCOUNT) {name:?} is not an [accounts.NAME] here; \
+                             {}: fix the name",
+                            self.account_list()
+                        ),
+                    ));
+                }
+                Some(name.to_owned())
+            }
+            (None, from) => from
+                .and_then(|from| self.account_for(from))
+                .or_else(|| self.default_account.as_ref().map(|d| d.get_ref().clone())),
+        };
+        let Some(account) = name.and_then(|n| self.accounts.remove(&n)) else {
+            return Ok(self);
+        };
+        Ok(self.overlay(account.into_inner()))
+    }
+
+    /// The first account in the file whose `from` is this address, else the first whose
+    /// `*@domain` pattern covers it.
+    fn account_for(&self, from: &str) -> Option<String> {
+        let mut accounts: Vec<(&String, &toml::Spanned<FileConfig>)> =
+            self.accounts.iter().collect();
+        accounts.sort_by_key(|(_, a)| a.span().start);
+        let find = |pattern: bool| {
+            accounts.iter().find_map(|(name, a)| {
+                let theirs = a.get_ref().from.as_deref()?;
+                let hit = if pattern {
+                    domain_pattern(theirs).is_some_and(|d| {
+                        split_address(from).is_some_and(|(_, fd)| fd.eq_ignore_ascii_case(d))
+                    })
+                } else {
+                    same_address(theirs, from)
+                };
+                hit.then(|| (*name).clone())
+            })
+        };
+        find(false).or_else(|| find(true))
+    }
+
+    /// The account's keys over the top level's. Every key is listed, so a key added to the
+    /// file format must decide here how an account treats it.
+    fn overlay(self, account: FileConfig) -> FileConfig {
+        let FileConfig {
+            server,
+            port,
+            tls,
+            ca_file,
+            tls_fingerprint,
+            insecure,
+            user,
+            password_file,
+            password_command,
+            auth,
+            ehlo,
+            timeout,
+            retries,
+            from,
+            dkim_key,
+            dkim_selector,
+            dkim_domain,
+            outbox,
+            default_account: _,
+            accounts: _,
+            origin: _,
+        } = account;
+        // A `*@domain` pattern says which From addresses the account serves; it is no From.
+        let from = from.filter(|f| domain_pattern(f).is_none());
+        FileConfig {
+            server: server.or(self.server),
+            port: port.or(self.port),
+            tls: tls.or(self.tls),
+            ca_file: ca_file.or(self.ca_file),
+            tls_fingerprint: tls_fingerprint.or(self.tls_fingerprint),
+            insecure: insecure.or(self.insecure),
+            user: user.or(self.user),
+            password_file: password_file.or(self.password_file),
+            password_command: password_command.or(self.password_command),
+            auth: auth.or(self.auth),
+            ehlo: ehlo.or(self.ehlo),
+            timeout: timeout.or(self.timeout),
+            retries: retries.or(self.retries),
+            from: from.or(self.from),
+            dkim_key: dkim_key.or(self.dkim_key),
+            dkim_selector: dkim_selector.or(self.dkim_selector),
+            dkim_domain: dkim_domain.or(self.dkim_domain),
+            outbox: outbox.or(self.outbox),
+            default_account: self.default_account,
+            accounts: BTreeMap::new(),
+            origin: self.origin,
+        }
     }
 
     /// Loads `--config FILE`, or the default file when it exists.
@@ -118,6 +317,31 @@ impl FileConfig {
         })?;
         FileConfig::parse(&path, &text)
     }
+}
+
+/// The addr-spec of `Name <addr>` or of a bare address, split at its last `@`. Display names
+/// are allowed in `from`, so the comparison looks only inside the angle brackets.
+fn split_address(s: &str) -> Option<(&str, &str)> {
+    let s = s.trim();
+    let addr = match (s.rfind('<'), s.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &s[open + 1..close],
+        _ => s,
+    };
+    addr.trim().rsplit_once('@')
+}
+
+/// The same mailbox: the local part exactly, the domain without regard to case (RFC 5321
+/// §2.4: only the local part may be case-sensitive).
+fn same_address(a: &str, b: &str) -> bool {
+    match (split_address(a), split_address(b)) {
+        (Some((al, ad)), Some((bl, bd))) => al == bl && ad.eq_ignore_ascii_case(bd),
+        _ => false,
+    }
+}
+
+/// The domain of a `*@domain` pattern.
+fn domain_pattern(s: &str) -> Option<&str> {
+    s.trim().strip_prefix("*@").filter(|d| !d.is_empty())
 }
 
 /// `$XDG_CONFIG_HOME/quizmail/config.toml`, else `~/.config/quizmail/config.toml`.
@@ -210,6 +434,7 @@ impl Settings {
     /// Merges the parsed command line (with its matches, to know which values came from the
     /// environment) with the config file.
     pub fn resolve(cli: &Cli, m: &ArgMatches, file: FileConfig) -> Result<Settings, ConfigError> {
+        let file = file.with_account(cli.account.as_deref(), cli.from.as_deref())?;
         let server = match (&cli.server, &file.server) {
             (Some(s), _) => Some((s.clone(), rank(m, "server"))),
             (None, Some(s)) => Some((s.clone(), 1)),
@@ -555,6 +780,113 @@ mod tests {
         assert_eq!(s.ca_file, Some(PathBuf::from("corp.pem")));
         let s = resolve(&[], &file).unwrap().server.unwrap();
         assert_eq!(s.fingerprint, Some([0xab; 32]));
+    }
+
+    const ACCOUNTS: &str = "server = \"top.test\"\nuser = \"top\"\nehlo = \"top.ehlo\"\ntimeout = 7\n\
+        from = \"Top <top@top.test>\"\n\
+        default_account = \"home\"\n\
+        \n[accounts.work]\nserver = \"smtp.work.test:2525\"\nuser = \"w\"\nfrom = \"Ada <ada@Work.Test>\"\n\
+        \n[accounts.catchall]\nserver = \"any.work.test\"\nfrom = \"*@work.test\"\n\
+        \n[accounts.home]\nserver = \"smtp.home.test\"\nuser = \"h\"\nfrom = \"ada@home.test\"\ndkim_key = \"home.pem\"\n";
+
+    fn server_of(s: &Settings) -> (&str, Option<&str>) {
+        let srv = s.server.as_ref().unwrap();
+        (srv.host.as_str(), srv.user.as_deref())
+    }
+
+    #[test]
+    fn precedence_is_flag_then_account_then_top_level() {
+        // The explicit account's keys beat the top level's; what it leaves out falls through.
+        let s = resolve(&["--account", "work"], ACCOUNTS).unwrap();
+        assert_eq!(server_of(&s), ("smtp.work.test", Some("w")));
+        let srv = s.server.as_ref().unwrap();
+        assert_eq!(srv.port, 2525);
+        assert_eq!(srv.ehlo.as_deref(), Some("top.ehlo"));
+        assert_eq!(srv.timeout, Duration::from_secs(7));
+        assert_eq!(s.from.as_deref(), Some("Ada <ada@Work.Test>"));
+        // A flag beats the account.
+        let s = resolve(
+            &["--account", "work", "--user", "cli", "--port", "26"],
+            ACCOUNTS,
+        )
+        .unwrap();
+        assert_eq!(server_of(&s), ("smtp.work.test", Some("cli")));
+        assert_eq!(s.server.as_ref().unwrap().port, 26);
+        // No --account and no --from: the default account, and its from.
+        let s = resolve(&[], ACCOUNTS).unwrap();
+        assert_eq!(server_of(&s), ("smtp.home.test", Some("h")));
+        assert_eq!(s.from.as_deref(), Some("ada@home.test"));
+        assert_eq!(s.dkim_key, Some(PathBuf::from("/etc/q/home.pem")));
+        // No accounts chosen at all: the top level.
+        let s = resolve(
+            &[],
+            "server = \"top.test\"\n[accounts.a]\nserver = \"a.test\"\n",
+        )
+        .unwrap();
+        assert_eq!(server_of(&s).0, "top.test");
+    }
+
+    #[test]
+    fn the_from_address_picks_the_account() {
+        // Exactly (the domain without regard to case, display names ignored) ...
+        let s = resolve(&["--from", "Ada L. <ada@work.TEST>"], ACCOUNTS).unwrap();
+        assert_eq!(server_of(&s), ("smtp.work.test", Some("w")));
+        // ... and the --from given stays the From: an account cannot change it.
+        assert_eq!(s.from.as_deref(), Some("Ada L. <ada@work.TEST>"));
+        // The local part is case-sensitive, so this is the *@work.test pattern.
+        let s = resolve(&["--from", "ADA@work.test"], ACCOUNTS).unwrap();
+        assert_eq!(server_of(&s), ("any.work.test", Some("top")));
+        let s = resolve(&["--from", "bob@WORK.test"], ACCOUNTS).unwrap();
+        assert_eq!(server_of(&s).0, "any.work.test");
+        // No match: the default account; --account beats a match.
+        let s = resolve(&["--from", "bob@elsewhere.test"], ACCOUNTS).unwrap();
+        assert_eq!(server_of(&s).0, "smtp.home.test");
+        let s = resolve(&["--from", "ada@work.test", "--account", "home"], ACCOUNTS).unwrap();
+        assert_eq!(server_of(&s).0, "smtp.home.test");
+        assert_eq!(s.from.as_deref(), Some("ada@work.test"));
+        // A pattern is never used as the From address.
+        let s = resolve(&["--account", "catchall"], ACCOUNTS).unwrap();
+        assert_eq!(s.from.as_deref(), Some("Top <top@top.test>"));
+    }
+
+    #[test]
+    fn unknown_accounts_and_keys_name_the_file_and_line() {
+        let e = resolve(&["--account", "wrok"], ACCOUNTS)
+            .unwrap_err()
+            .to_string();
+        for part in [
+            "/etc/q/config.toml",
+            "\"wrok\"",
+            "work (line 8)",
+            "catchall (line 13)",
+            "home (line 17)",
+        ] {
+            assert!(e.contains(part), "{part}: {e}");
+        }
+        let file = "server = \"x\"\ndefault_account = \"hom\"\n[accounts.home]\nuser = \"h\"\n";
+        let e = resolve(&[], file).unwrap_err().to_string();
+        for part in ["/etc/q/config.toml", "line 2", "\"hom\"", "home (line 3)"] {
+            assert!(e.contains(part), "{part}: {e}");
+        }
+        let file = "server = \"x\"\n\n[accounts.home]\nuser = \"h\"\nsrever = \"y\"\n";
+        let e = resolve(&[], file).unwrap_err().to_string();
+        for part in ["/etc/q/config.toml", "line 5", "srever"] {
+            assert!(e.contains(part), "{part}: {e}");
+        }
+        let file = "[accounts.home]\npassword = \"hunter2\"\n";
+        let e = resolve(&[], file).unwrap_err().to_string();
+        assert!(
+            e.contains("[accounts.home]") && e.contains("password_command"),
+            "{e}"
+        );
+        let file = "[accounts.home]\ndefault_account = \"home\"\n";
+        let e = resolve(&[], file).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("top of the file"), "{e}");
+        let file = "[accounts.home.accounts.inner]\nuser = \"x\"\n";
+        assert!(resolve(&[], file)
+            .unwrap_err()
+            .to_string()
+            .contains("do not nest"));
     }
 
     #[test]

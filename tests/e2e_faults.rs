@@ -3583,3 +3583,156 @@ fn quiz_results_carry_reply_to_thread_and_priority_headers() {
         assert!(lines.contains(&want), "{want:?} not in {lines:#?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// DSN (RFC 3461) and accounts
+
+const DSN_FLAGS: [&str; 6] = [
+    "--dsn-notify",
+    "failure,delay",
+    "--dsn-ret",
+    "hdrs",
+    "--envid",
+    "run 7+x",
+];
+
+/// A server offering `caps` that expects exactly these MAIL and RCPT lines.
+fn dsn_script(caps: &str, mail: &str, rcpt: &str) -> Script {
+    Script::parse(&format!(
+        "S: 220 mx.quizmail.test ESMTP
+         C: EHLO client.test
+         S: 250-mx.quizmail.test greets you
+         S: 250 {caps}
+         C: {mail}
+         S: 250 2.1.0 Ok
+         C: {rcpt}
+         S: 250 2.1.5 Ok
+         C: DATA
+         S: 354 go ahead
+         C: <body dot>
+         C: .
+         S: 250 2.0.0 Ok: queued as Q1
+         C: QUIT
+         S: 221 2.0.0 Bye
+         EOF"
+    ))
+}
+
+#[test]
+fn dsn_parameters_go_on_mail_and_rcpt_when_offered() {
+    let home = Home::new();
+    let server = Server::one(dsn_script(
+        "DSN",
+        &format!("MAIL FROM:<{FROM}> RET=HDRS ENVID=run+207+2Bx"),
+        &format!("RCPT TO:<{TO}> NOTIFY=FAILURE,DELAY ORCPT=rfc822;{TO}"),
+    ));
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none"])
+        .args(DSN_FLAGS)
+        .run();
+    out.code(0);
+    assert!(!out.stderr.contains("DSN"), "{}", out.describe());
+    let transcript = finish(server);
+    assert_eq!(transcript.only().messages.len(), 1);
+}
+
+#[test]
+fn without_dsn_offered_the_message_goes_without_them_and_one_warning() {
+    let home = Home::new();
+    let server = Server::one(dsn_script(
+        "8BITMIME",
+        &format!("MAIL FROM:<{FROM}>"),
+        &format!("RCPT TO:<{TO}>"),
+    ));
+    let out = home
+        .client()
+        .server(server.port())
+        .mail()
+        .args(["--tls", "none", "--json"])
+        .args(DSN_FLAGS)
+        .run();
+    out.code(0);
+    assert_eq!(out.json()["sent"], true);
+    let warnings: Vec<&str> = out.stderr.lines().filter(|l| l.contains("DSN")).collect();
+    assert_eq!(
+        warnings,
+        ["quizmail: warning: the server does not offer DSN: sending without --dsn-notify, --dsn-ret, --envid"],
+        "{}",
+        out.describe()
+    );
+    assert_eq!(finish(server).only().messages.len(), 1);
+}
+
+#[test]
+fn bad_dsn_values_are_usage_errors() {
+    let home = Home::new();
+    for bad in [
+        &["--dsn-notify", "never,success"][..],
+        &["--dsn-notify", "sometimes"],
+        &["--dsn-ret", "body"],
+        &["--envid", "tab\there"],
+        &["--envid", &"x".repeat(101)],
+    ] {
+        let out = home.client().mail().args(["--dry-run"]).args(bad).run();
+        out.code(64);
+    }
+}
+
+#[test]
+fn unknown_account_is_exit_78_naming_the_file() {
+    let home = Home::new();
+    let path = home.write_config(
+        "server = \"127.0.0.1:1\"\ndefault_account = \"wrok\"\n\n[accounts.work]\nfrom = \"a@work.test\"\n",
+    );
+    let out = home.client().mail().arg("--json").run();
+    out.code(78)
+        .error_says(&[path.to_str().expect("UTF-8 path"), "line 2", "wrok", "work"]);
+    out.json_error("config");
+    let path =
+        home.write_config("server = \"127.0.0.1:1\"\n[accounts.work]\nfrom = \"a@work.test\"\n");
+    let out = home
+        .client()
+        .env("SMTP_ACCOUNT", "home")
+        .mail()
+        .arg("--json")
+        .run();
+    out.code(78).error_says(&[
+        path.to_str().expect("UTF-8 path"),
+        "\"home\"",
+        "work (line 2)",
+    ]);
+}
+
+#[test]
+fn the_account_matching_from_names_the_server() {
+    let home = Home::new();
+    let closed = support::closed_port();
+    let server = GoodServer::new().start();
+    home.write_config(&format!(
+        "server = \"127.0.0.1:{closed}\"\ntls = \"none\"\ntimeout = 2\nretries = 0\nehlo = \"{EHLO}\"\n\
+         default_account = \"other\"\n\n\
+         [accounts.other]\nfrom = \"x@other.test\"\n\n\
+         [accounts.quiz]\nfrom = \"*@EXAMPLE.com\"\nserver = \"127.0.0.1:{}\"\n",
+        server.port(),
+        closed = closed.port(),
+    ));
+    let out = home.client().mail().arg("--json").run();
+    out.code(0);
+    assert_eq!(out.json()["server"], format!("127.0.0.1:{}", server.port()));
+    assert_eq!(out.json()["envelope_from"], FROM);
+    finish(server);
+    // The environment still beats the account.
+    let server = GoodServer::new().start();
+    let out = home
+        .client()
+        .env("SMTP_SERVER", format!("127.0.0.1:{}", server.port()))
+        .mail()
+        .args(["--json", "--account", "other"])
+        .run();
+    out.code(0);
+    assert_eq!(out.json()["server"], format!("127.0.0.1:{}", server.port()));
+    finish(server);
+}

@@ -17,7 +17,7 @@ use crate::message::{header, Compose, Mailbox, MessageError, Outgoing, Prepared,
 use crate::quiz::Progress;
 use crate::report::{ErrorReport, Rejected, ReplyReport, Report, TlsReport, Transport};
 use crate::smtp::{
-    AuthChoice, Capabilities, Credentials, Mechanism, MessageReport, RecipientStatus, Reply,
+    AuthChoice, Capabilities, Credentials, Dsn, Mechanism, MessageReport, RecipientStatus, Reply,
     ReplyClass, Secret,
 };
 use crate::transport::{Stream, TlsPolicy};
@@ -248,6 +248,34 @@ pub struct Delivery {
     pub reply: Option<ReplyReport>,
     pub queue_id: Option<String>,
     pub message_id: Option<String>,
+    /// DSN flags were given but the server does not offer DSN: they were left out.
+    pub dsn_not_offered: bool,
+}
+
+/// The RFC 3461 parameters the command line asks for (`--dsn-notify`, `--dsn-ret`, `--envid`).
+pub fn dsn_request(ctx: &Ctx) -> Dsn {
+    Dsn {
+        notify: ctx.cli.dsn_notify,
+        ret: ctx.cli.dsn_ret,
+        envid: ctx.cli.envid.clone(),
+    }
+}
+
+/// The one warning for DSN flags the server could not take (cli.md: "otherwise one warning and
+/// the message goes without them"), naming the flags that were dropped.
+fn warn_dsn_not_offered(ctx: &Ctx) {
+    let given: Vec<&str> = [
+        (ctx.cli.dsn_notify.is_some(), "--dsn-notify"),
+        (ctx.cli.dsn_ret.is_some(), "--dsn-ret"),
+        (ctx.cli.envid.is_some(), "--envid"),
+    ]
+    .into_iter()
+    .filter_map(|(on, flag)| on.then_some(flag))
+    .collect();
+    ctx.ui.warn(&format!(
+        "the server does not offer DSN: sending without {}",
+        given.join(", ")
+    ));
 }
 
 fn reply_report(r: &Reply) -> ReplyReport {
@@ -264,6 +292,7 @@ fn submit(
     conn: &mut Connection<Stream>,
     settings: &ServerSettings,
     addressing: &Addressing,
+    dsn: &Dsn,
     msg: &dyn Outgoing,
     more: bool,
 ) -> Result<Delivery, Error> {
@@ -273,12 +302,13 @@ fn submit(
         what: "the message".into(),
         source,
     })?;
-    let report: MessageReport = conn.send(&from, &recipients, msg, more)?;
+    let report: MessageReport = conn.send_with(&from, &recipients, dsn, msg, more)?;
     let mut d = Delivery {
         info: ConnInfo::of(conn, settings),
         size,
         message_id: msg.message_id().map(str::to_owned),
         rejections_transient: true,
+        dsn_not_offered: report.dsn_not_offered,
         ..Delivery::default()
     };
     for r in &report.recipients {
@@ -374,6 +404,7 @@ pub fn deliver_one(
 
     report.server = Some(settings.display());
     let smtp = Smtp::new(settings, ctx.ui, false)?;
+    let dsn = dsn_request(ctx);
     let mut info = None;
     let result = driver::with_retries(
         settings.retries,
@@ -384,7 +415,7 @@ pub fn deliver_one(
                 let mut msg = content.build(target(conn.capabilities()))?;
                 sign(ctx, msg.as_mut())?;
                 save(ctx, msg.as_ref())?;
-                submit(&mut conn, settings, addressing, msg.as_ref(), false)
+                submit(&mut conn, settings, addressing, &dsn, msg.as_ref(), false)
             })();
             // A message refused before MAIL (SIZE, SMTPUTF8) leaves the dialogue in step:
             // end it with QUIT (RFC 5321 §4.1.1.10). After a delivery QUIT has gone already.
@@ -401,6 +432,9 @@ pub fn deliver_one(
     );
     match result {
         Ok(delivery) => {
+            if delivery.dsn_not_offered {
+                warn_dsn_not_offered(ctx);
+            }
             let (report, code) = delivered(report, delivery);
             if announce {
                 ctx.ui.say(&report.human());
@@ -484,6 +518,8 @@ pub fn deliver_batch(
         }
     };
     let smtp = Smtp::new(settings, ctx.ui, false)?;
+    let dsn = dsn_request(ctx);
+    let mut dsn_not_offered = false;
     let mut conn: Option<Connection<Stream>> = None;
     let mut unreachable: Option<ErrorReport> = None;
     let mut reports = Vec::new();
@@ -518,7 +554,7 @@ pub fn deliver_batch(
                     .ok_or_else(|| Error::Internal("no connection after opening one".into()))?;
                 let mut msg = job.content.build(target(c.capabilities()))?;
                 sign(ctx, msg.as_mut())?;
-                let result = submit(c, settings, &job.addressing, msg.as_ref(), more);
+                let result = submit(c, settings, &job.addressing, &dsn, msg.as_ref(), more);
                 if !c.is_open() {
                     conn = None;
                 }
@@ -533,7 +569,10 @@ pub fn deliver_batch(
             },
         );
         reports.push(match outcome {
-            Ok(d) => delivered(base, d).0,
+            Ok(d) => {
+                dsn_not_offered |= d.dsn_not_offered;
+                delivered(base, d).0
+            }
             Err(e) => {
                 Ui::warn_always(&format!("{}: {e}", job.label));
                 if connecting {
@@ -556,6 +595,9 @@ pub fn deliver_batch(
     }
     if let Some(c) = conn {
         c.quit();
+    }
+    if dsn_not_offered {
+        warn_dsn_not_offered(ctx);
     }
     Ok(reports)
 }

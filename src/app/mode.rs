@@ -95,6 +95,9 @@ impl Mode {
                 "dkim_key",
                 "dkim_selector",
                 "dkim_domain",
+                "dsn_notify",
+                "dsn_ret",
+                "envid",
             ]),
             // It only prints a record: the key, its names and the config are all it reads.
             Mode::DnsRecord => Refused::AllBut(&[
@@ -105,6 +108,7 @@ impl Mode {
                 "dkim_key_insecure",
                 "from",
                 "config",
+                "account",
                 "quiet",
                 "verbose",
             ]),

@@ -276,6 +276,19 @@ impl<S: Wire> Connection<S> {
         msg: &dyn Outgoing,
         more: bool,
     ) -> Result<MessageReport, DriverError> {
+        self.send_with(from, recipients, &smtp::Dsn::default(), msg, more)
+    }
+
+    /// [`Connection::send`] with RFC 3461 parameters; the session leaves them out when the
+    /// server does not offer DSN and says so in the report (`dsn_not_offered`).
+    pub fn send_with(
+        &mut self,
+        from: &str,
+        recipients: &[String],
+        dsn: &smtp::Dsn,
+        msg: &dyn Outgoing,
+        more: bool,
+    ) -> Result<MessageReport, DriverError> {
         let size = msg.size().map_err(DriverError::Body)?;
         self.finished = None;
         self.session.submit(smtp::Envelope {
@@ -285,6 +298,7 @@ impl<S: Wire> Connection<S> {
             smtputf8: msg.needs_smtputf8(),
             eight_bit: msg.needs_8bitmime(),
             more,
+            dsn: dsn.clone(),
         })?;
         let pumped = self.pump(Some(msg));
         // With PIPELINING, QUIT follows the end of the data in the same flight, and its reply

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
 use super::auth::{Mechanism, Secret};
+use super::dsn::{self, Envid, Notify, Ret};
 
 /// An argument that cannot be put on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -260,6 +261,39 @@ impl Param {
             value: None,
         }
     }
+
+    /// `NOTIFY=...` on RCPT (RFC 3461 §4.1).
+    pub fn notify(notify: Notify) -> Param {
+        Param {
+            keyword: "NOTIFY".into(),
+            value: Some(notify.to_string()),
+        }
+    }
+
+    /// `ORCPT=rfc822;xtext` on RCPT (RFC 3461 §4.2), or `utf-8;...` for an address that needs
+    /// SMTPUTF8 (RFC 6533 §3). The value is xtext, so it holds no space, `=` or control.
+    pub fn orcpt(to: &Path) -> Result<Param, CommandError> {
+        Ok(Param {
+            keyword: "ORCPT".into(),
+            value: Some(dsn::orcpt_value(to.as_str())?),
+        })
+    }
+
+    /// `RET=FULL|HDRS` on MAIL (RFC 3461 §4.3).
+    pub fn ret(ret: Ret) -> Param {
+        Param {
+            keyword: "RET".into(),
+            value: Some(ret.as_str().into()),
+        }
+    }
+
+    /// `ENVID=xtext` on MAIL (RFC 3461 §4.4); [`Envid`] was checked when it was built.
+    pub fn envid(envid: &Envid) -> Param {
+        Param {
+            keyword: "ENVID".into(),
+            value: Some(envid.xtext().into()),
+        }
+    }
 }
 
 impl fmt::Display for Param {
@@ -482,6 +516,61 @@ mod tests {
         for (cmd, expected) in cases {
             assert_eq!(wire(&cmd), expected);
         }
+    }
+
+    #[test]
+    fn dsn_parameters_on_the_wire() {
+        // The example dialogue of RFC 3461 (Alice and Bob), written by our own commands.
+        let mail = Command::mail(
+            "Alice@Pure-Heart.ORG",
+            vec![
+                Param::ret(Ret::Hdrs),
+                Param::envid(&Envid::new("QQ314159").unwrap()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            wire(&mail),
+            "MAIL FROM:<Alice@Pure-Heart.ORG> RET=HDRS ENVID=QQ314159\r\n"
+        );
+        let to = Path::forward("Bob@Big-Bucks.COM").unwrap();
+        let notify = Notify::parse("success,failure").unwrap();
+        let rcpt = Command::Rcpt {
+            params: vec![Param::notify(notify), Param::orcpt(&to).unwrap()],
+            to,
+        };
+        assert_eq!(
+            wire(&rcpt),
+            "RCPT TO:<Bob@Big-Bucks.COM> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Bob@Big-Bucks.COM\r\n"
+        );
+        // xtext keeps '+', '=' and the quoted local part's space out of the parameter's syntax.
+        let to = Path::forward(r#""a b+c=d"@x.test"#).unwrap();
+        let rcpt = Command::Rcpt {
+            params: vec![Param::notify(Notify::Never), Param::orcpt(&to).unwrap()],
+            to,
+        };
+        assert_eq!(
+            wire(&rcpt),
+            "RCPT TO:<\"a b+c=d\"@x.test> NOTIFY=NEVER ORCPT=rfc822;\"a+20b+2Bc+3Dd\"@x.test\r\n"
+        );
+        let mail = Command::mail(
+            "a@x.test",
+            vec![
+                Param::size(9),
+                Param::ret(Ret::Full),
+                Param::envid(&Envid::new("id=1 2").unwrap()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            wire(&mail),
+            "MAIL FROM:<a@x.test> SIZE=9 RET=FULL ENVID=id+3D1+202\r\n"
+        );
+        let to = Path::forward("jörg@x.test").unwrap();
+        assert_eq!(
+            Param::orcpt(&to).unwrap().to_string(),
+            "ORCPT=utf-8;j\\x{F6}rg@x.test"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! - [`reply`]: resumable reply parser (RFC 5321 §4.2, RFC 2034, RFC 3463).
 //! - [`command`]: commands as values with an exact wire form (RFC 5321 §4.1, RFC 4954, RFC 3030).
+//! - [`dsn`]: delivery status notification parameters and xtext (RFC 3461, RFC 6533).
 //! - [`capability`]: what an EHLO reply offers (RFC 5321 §4.1.1.1 and the extension RFCs).
 //! - [`auth`]: PLAIN, LOGIN, CRAM-MD5 and the `--auth auto` rule (RFC 4954, 4616, 2195).
 //! - [`session`]: the state machine a blocking driver runs over a socket (RFC 5321, 3207, 2920,
@@ -12,12 +13,14 @@
 pub mod auth;
 pub mod capability;
 pub mod command;
+pub mod dsn;
 pub mod reply;
 pub mod session;
 
 pub use auth::{AuthChoice, Credentials, Mechanism, Secret};
 pub use capability::Capabilities;
 pub use command::{Command, CommandError};
+pub use dsn::{Dsn, Envid, Notify, Ret};
 pub use reply::{EnhancedCode, Parsed, Reply, ReplyClass, ReplyError, ReplyParser};
 pub use session::{
     BodyFraming, Config, Delivered, Envelope, Event, MessageReport, Output, RecipientResult,

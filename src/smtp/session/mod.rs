@@ -1,6 +1,6 @@
 //! The SMTP submission session as a sans-I/O state machine: RFC 5321 (§3, §4.1, §4.2, §4.3.2),
 //! STARTTLS (RFC 3207), PIPELINING (RFC 2920), AUTH (RFC 4954), CHUNKING (RFC 3030),
-//! SMTPUTF8 (RFC 6531), 8BITMIME (RFC 6152), SIZE (RFC 1870).
+//! SMTPUTF8 (RFC 6531), 8BITMIME (RFC 6152), SIZE (RFC 1870), DSN (RFC 3461).
 //!
 //! Like rustls' `Connection`, the session never touches a socket, so every conversation can be
 //! tested as a script. The driver writes what [`Session::poll_output`] hands out (all of it:
@@ -27,6 +27,7 @@ use std::fmt;
 use super::auth::{Credentials, Mechanism, Sasl};
 use super::capability::Capabilities;
 use super::command::{Command, Domain};
+use super::dsn::Dsn;
 use super::reply::{Parsed, Reply, ReplyParser};
 use super::SmtpError;
 
@@ -78,6 +79,8 @@ pub struct Envelope {
     pub eight_bit: bool,
     /// Another message follows on this connection: no QUIT yet, RSET before the next MAIL.
     pub more: bool,
+    /// RFC 3461 parameters, sent only when the server offers DSN.
+    pub dsn: Dsn,
 }
 
 /// How the driver writes the message body.
@@ -152,6 +155,9 @@ pub struct MessageReport {
     /// In envelope order.
     pub recipients: Vec<RecipientResult>,
     pub outcome: Result<Delivered, SmtpError>,
+    /// DSN parameters were asked for but the server does not offer DSN, so the message went
+    /// without them (RFC 3461 §4); the integrator warns.
+    pub dsn_not_offered: bool,
 }
 
 impl MessageReport {

@@ -10,7 +10,7 @@ use transcript::Item;
 
 use super::*;
 use crate::smtp::ReplyError;
-use crate::smtp::{AuthChoice, ErrorClass, Secret};
+use crate::smtp::{AuthChoice, Envid, ErrorClass, Notify, Ret, Secret};
 
 const EHLO_NAME: &str = "client.example.org";
 
@@ -41,6 +41,7 @@ fn envelope(rcpts: &[&str], size: u64, more: bool) -> Envelope {
         smtputf8: false,
         eight_bit: false,
         more,
+        dsn: Dsn::default(),
     }
 }
 
@@ -988,6 +989,78 @@ fn smtputf8_and_8bitmime_params_when_offered() {
          S: 221 bye";
     let d = run(config(TlsMode::None), vec![env], script);
     assert!(d.errors.is_empty() && d.submit_errors.is_empty());
+}
+
+fn dsn_envelope(rcpts: &[&str]) -> Envelope {
+    let mut env = envelope(rcpts, 9, false);
+    env.dsn = Dsn {
+        notify: Some(Notify::parse("failure,delay").unwrap()),
+        ret: Some(Ret::Hdrs),
+        envid: Some(Envid::new("run 42").unwrap()),
+    };
+    env
+}
+
+#[test]
+fn dsn_parameters_when_offered() {
+    let script = "S: 220 mx
+         C: EHLO client.example.org
+         S: 250-mx
+         S: 250-PIPELINING
+         S: 250-SMTPUTF8
+         S: 250 DSN
+         C: MAIL FROM:<quiz@example.org> SMTPUTF8 RET=HDRS ENVID=run+2042
+         C: RCPT TO:<a+b@example.com> NOTIFY=FAILURE,DELAY ORCPT=rfc822;a+2Bb@example.com
+         C: RCPT TO:<δ@example.com> NOTIFY=FAILURE,DELAY ORCPT=utf-8;\\x{3B4}@example.com
+         C: DATA
+         S: 250 ok
+         S: 250 ok
+         S: 250 ok
+         S: 354 go
+         C: <body dot>
+         C: .
+         C: QUIT
+         S: 250 ok
+         S: 221 bye";
+    let d = run(
+        config(TlsMode::None),
+        vec![dsn_envelope(&["a+b@example.com", "δ@example.com"])],
+        script,
+    );
+    assert!(d.errors.is_empty() && d.submit_errors.is_empty());
+    assert!(!d.reports[0].dsn_not_offered);
+}
+
+#[test]
+fn dsn_parameters_left_out_when_not_offered() {
+    let script = format!(
+        "{SMALL_EHLO}
+         C: MAIL FROM:<quiz@example.org> SIZE=9
+         S: 250 ok
+         C: RCPT TO:<a@example.com>
+         S: 250 ok
+         C: DATA
+         S: 354 go
+         C: <body dot>
+         C: .
+         S: 250 ok
+         C: QUIT
+         S: 221 bye"
+    );
+    let d = run(
+        config(TlsMode::None),
+        vec![dsn_envelope(&["a@example.com"])],
+        &script,
+    );
+    assert!(d.errors.is_empty() && d.submit_errors.is_empty());
+    assert!(d.reports[0].dsn_not_offered);
+    // Nothing asked, nothing to report.
+    let d = run(
+        config(TlsMode::None),
+        vec![envelope(&["a@example.com"], 9, false)],
+        &script,
+    );
+    assert!(!d.reports[0].dsn_not_offered);
 }
 
 #[test]

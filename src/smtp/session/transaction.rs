@@ -10,6 +10,9 @@
 //! - A refused RSET between messages does not stop the next one: RSET after a completed
 //!   transaction changes nothing (RFC 5321 §4.1.1.5), and the next MAIL reply decides.
 //! - An address that is not ASCII turns SMTPUTF8 on even if the envelope did not ask for it.
+//! - DSN parameters (RFC 3461 §4) go out only when EHLO offered DSN: RET and ENVID on MAIL,
+//!   NOTIFY and ORCPT on every RCPT. Otherwise the report's `dsn_not_offered` says they were
+//!   left out.
 use std::collections::VecDeque;
 
 use super::queue::{Expect, TxnId};
@@ -39,6 +42,8 @@ struct Transaction {
     more: bool,
     /// A refused MAIL explains everything after it.
     mail_failure: Option<SmtpError>,
+    /// DSN was asked for and not offered, so the parameters were left out.
+    dsn_not_offered: bool,
 }
 
 impl Session {
@@ -91,6 +96,26 @@ impl Session {
         if smtputf8 {
             params.push(Param::smtputf8());
         }
+        // RFC 3461 §4: the parameters only when DSN is offered; otherwise the message goes
+        // without them and the report says so.
+        let dsn = caps.dsn().then_some(&envelope.dsn);
+        let dsn_not_offered = dsn.is_none() && envelope.dsn.is_requested();
+        if let Some(dsn) = dsn {
+            params.extend(dsn.ret.map(Param::ret));
+            params.extend(dsn.envid.as_ref().map(Param::envid));
+        }
+        let rcpt_params = |to: &Path| -> Result<Vec<Param>, CommandError> {
+            let Some(dsn) = dsn.filter(|d| d.is_requested()) else {
+                return Ok(Vec::new());
+            };
+            let mut p: Vec<Param> = dsn.notify.map(Param::notify).into_iter().collect();
+            p.push(Param::orcpt(to)?);
+            Ok(p)
+        };
+        let rcpts = rcpts
+            .into_iter()
+            .map(|to| Ok((rcpt_params(&to)?, to)))
+            .collect::<Result<Vec<_>, CommandError>>()?;
 
         let id = TxnId(self.transactions);
         self.transactions += 1;
@@ -100,11 +125,8 @@ impl Session {
         self.queue
             .command(Command::Mail { from, params }, Expect::Mail(id));
         let rcpt_pending = rcpts.len();
-        for (i, to) in rcpts.into_iter().enumerate() {
-            let cmd = Command::Rcpt {
-                to,
-                params: Vec::new(),
-            };
+        for (i, (params, to)) in rcpts.into_iter().enumerate() {
+            let cmd = Command::Rcpt { to, params };
             self.queue.command(cmd, Expect::Rcpt(id, i));
         }
         if caps.chunking() {
@@ -131,6 +153,7 @@ impl Session {
             accepted: 0,
             more: envelope.more,
             mail_failure: None,
+            dsn_not_offered,
         };
         self.state = State::Mail(Mail {
             cleared,
@@ -259,6 +282,7 @@ impl Session {
         self.events.push_back(Event::Message(MessageReport {
             recipients: txn.recipients,
             outcome,
+            dsn_not_offered: txn.dsn_not_offered,
         }));
         if idle {
             if txn.more {
@@ -276,13 +300,14 @@ impl Session {
     /// every line is content. So the connection is dropped: mail data that never ended
     /// confirms nothing (RFC 5321 §3.3). Later messages need a new connection.
     fn drop_after_354(&mut self, id: TxnId, err: SmtpError) -> Result<(), SmtpError> {
-        let recipients = match self.txn_mut(id) {
-            Some(txn) => std::mem::take(&mut txn.recipients),
-            None => Vec::new(),
+        let (recipients, dsn_not_offered) = match self.txn_mut(id) {
+            Some(txn) => (std::mem::take(&mut txn.recipients), txn.dsn_not_offered),
+            None => (Vec::new(), false),
         };
         self.events.push_back(Event::Message(MessageReport {
             recipients,
             outcome: Err(err),
+            dsn_not_offered,
         }));
         self.events.push_back(Event::Closed);
         self.queue.clear();

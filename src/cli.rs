@@ -5,7 +5,7 @@
 //! user of the machine through `ps`.
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{Arg, ArgAction, Parser, ValueEnum};
 
 /// The largest `--timeout`: a day is more than any SMTP wait needs (RFC 5321 §4.5.3.2 asks
 /// for 10 minutes at most), and a deadline of `now + timeout` must not overflow.
@@ -81,6 +81,33 @@ fn parse_envid(s: &str) -> Result<Envid, String> {
     Envid::new(s).map_err(|e| e.reason.to_string())
 }
 
+/// The `--help` headings (cli.md "Flags"). Each section of [`Cli`] names its heading on its
+/// first field; [`inherit_help_headings`] gives it to the fields that follow.
+const HEADINGS: &[&str] = &[
+    "Content",
+    "Quiz",
+    SERVER_HEADING,
+    AUTH_HEADING,
+    "Signing",
+    "Output",
+];
+const SERVER_HEADING: &str = "Server";
+/// The login flags sit among the server flags in [`Cli`], under a heading of their own.
+const AUTH_HEADING: &str = "Authentication";
+
+/// clap's derive can switch `next_help_heading` only at a flattened field, so a field without
+/// a heading takes the one of the field before it, as it would under `next_help_heading`.
+fn inherit_help_headings() -> impl FnMut(Arg) -> Arg {
+    let mut current: Option<&'static str> = None;
+    move |arg| match arg.get_help_heading() {
+        Some(heading) => {
+            current = HEADINGS.iter().copied().find(|h| *h == heading);
+            arg
+        }
+        None => arg.help_heading(current),
+    }
+}
+
 /// `--auth`: `auto` or one named SASL mechanism.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -100,10 +127,12 @@ pub enum AuthArg {
     after_help = "The password comes from SMTP_PASSWORD, --password-file, --password-command or a \
                   no-echo prompt, never from a flag.\nExit codes follow sysexits.h: 0 ok, 64 usage, \
                   65 data, 66 no input, 69 refused, 70 internal, 73 cannot write output, 75 try again, \
-                  76 protocol, 77 auth, 78 config."
+                  76 protocol, 77 auth, 78 config.",
+    mut_args = inherit_help_headings()
 )]
 pub struct Cli {
     // --- Addressing and content -------------------------------------------------------------
+    #[arg(help_heading = "Content")]
     /// Recipient; repeatable and comma-separated
     #[arg(long = "target-email", visible_alias = "to", value_name = "ADDR", action = ArgAction::Append)]
     pub to: Vec<String>,
@@ -173,6 +202,7 @@ pub struct Cli {
     pub envid: Option<Envid>,
 
     // --- Quiz --------------------------------------------------------------------------------
+    #[arg(help_heading = "Quiz")]
     /// Quiz file (TOML); default: the built-in sample
     #[arg(long, value_name = "FILE")]
     pub quiz: Option<PathBuf>,
@@ -191,6 +221,7 @@ pub struct Cli {
     pub roster: Option<PathBuf>,
 
     // --- Server ------------------------------------------------------------------------------
+    #[arg(help_heading = SERVER_HEADING)]
     /// SMTP server HOST[:PORT]
     #[arg(long, env = "SMTP_SERVER", value_name = "HOST[:PORT]")]
     pub server: Option<String>,
@@ -210,9 +241,11 @@ pub struct Cli {
     #[arg(long)]
     pub insecure: bool,
     /// Login name
+    #[arg(help_heading = AUTH_HEADING)]
     #[arg(long, env = "SMTP_USER", value_name = "NAME")]
     pub user: Option<String>,
     /// Read the password from the first line of FILE
+    #[arg(help_heading = AUTH_HEADING)]
     #[arg(
         long = "password-file",
         value_name = "FILE",
@@ -220,12 +253,15 @@ pub struct Cli {
     )]
     pub password_file: Option<PathBuf>,
     /// Run CMD (with sh -c) and use the first line of its output as the password
+    #[arg(help_heading = AUTH_HEADING)]
     #[arg(long = "password-command", value_name = "CMD")]
     pub password_command: Option<String>,
     /// SASL mechanism: auto, plain, login or cram-md5
+    #[arg(help_heading = AUTH_HEADING)]
     #[arg(long, env = "SMTP_AUTH", value_enum, value_name = "MECH")]
     pub auth: Option<AuthArg>,
     /// Name to give in EHLO
+    #[arg(help_heading = SERVER_HEADING)]
     #[arg(long, value_name = "NAME")]
     pub ehlo: Option<String>,
     /// Seconds allowed for connect and for every read and write (default 60)
@@ -245,6 +281,7 @@ pub struct Cli {
     pub probe: bool,
 
     // --- Signing -----------------------------------------------------------------------------
+    #[arg(help_heading = "Signing")]
     /// DKIM private key (PEM: RSA 2048-4096 or Ed25519)
     #[arg(long = "dkim-key", value_name = "PEM")]
     pub dkim_key: Option<PathBuf>,
@@ -262,6 +299,7 @@ pub struct Cli {
     pub dkim_dns_record: bool,
 
     // --- Output ------------------------------------------------------------------------------
+    #[arg(help_heading = "Output")]
     /// Print the message that would be sent; connect to nothing
     #[arg(long = "dry-run")]
     pub dry_run: bool,
@@ -280,6 +318,12 @@ pub struct Cli {
     /// Errors only
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Print the man page (roff) and exit
+    #[arg(long = "generate-man")]
+    pub generate_man: bool,
+    /// Print a completion script for SHELL and exit
+    #[arg(long = "generate-completions", value_name = "SHELL")]
+    pub generate_completions: Option<clap_complete::Shell>,
 }
 
 impl Cli {

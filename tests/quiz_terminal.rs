@@ -77,6 +77,25 @@ impl Sandbox {
         cmd
     }
 
+    /// [`Sandbox::command`] on a terminal `cols` columns wide: `stty` sets the size of the
+    /// pseudo-terminal it runs on, then the shell becomes the binary.
+    fn command_with_columns(&self, cols: u16, args: &[&str]) -> Command {
+        let mut cmd = self.command(args);
+        let bin = cmd.get_program().to_owned();
+        let mut shell = Command::new("/bin/sh");
+        shell
+            .arg("-c")
+            .arg(format!("stty cols {cols} rows 40 && exec \"$0\" \"$@\""))
+            .arg(bin)
+            .args(cmd.get_args())
+            .env_clear()
+            .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir(self.work());
+        cmd = shell;
+        cmd
+    }
+
     /// The messages written to `outbox/`, sorted by name.
     fn outbox(&self) -> Vec<PathBuf> {
         let dir = self.work().join("outbox");
@@ -534,4 +553,125 @@ fn malformed_quiz_exits_65_naming_line_and_column() {
     assert_eq!(run.code, 65, "{}", run.stderr);
     assert!(run.stderr.contains("bad.toml:5:10:"), "{}", run.stderr);
     assert!(sandbox.outbox().is_empty());
+}
+
+/// Long questions, choices and explanations, to be wrapped on a narrow terminal.
+const LONG_QUIZ: &str = r#"title = "Wrapping"
+
+[[questions]]
+prompt = "Which command does a client send after the greeting to learn which extensions, such as PIPELINING, CHUNKING and STARTTLS, the server offers?"
+choices = ["HELO, the original greeting of RFC 821 that announces no extensions at all", "EHLO, the extended greeting of RFC 5321 whose reply lists every extension"]
+answer = "b"
+explain = "RFC 5321 section 4.1.1.1: a client that wants extensions sends EHLO, and the 250 reply names one extension per line after the first."
+
+[[questions]]
+prompt = "What does a server that accepts the message data answer to the final dot on a line of its own?"
+choices = ["354 Start mail input", "250 with the queue identifier, often with an enhanced status code 2.0.0 in front"]
+answer = "b"
+explain = "RFC 5321 section 4.2.2 and RFC 3463: a 2yz reply ends the transaction successfully."
+"#;
+
+/// ANSI SGR sequences removed: they take no columns.
+fn strip_sgr(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn terminal_of_60_columns_wraps_at_words_with_a_hanging_indent() {
+    let sandbox = Sandbox::new();
+    std::fs::write(sandbox.work().join("long.toml"), LONG_QUIZ).unwrap();
+    let mut term = Term::spawn(sandbox.command_with_columns(
+        60,
+        &[
+            "--quiz",
+            "long.toml",
+            "--name",
+            "Ada",
+            "--target-email",
+            TARGET,
+        ],
+    ));
+    term.expect("Your answer (a-b): ");
+    term.line("a");
+    term.expect("Your answer (a-b): ");
+    term.line("a");
+    term.expect("[Y/n] ");
+    term.line("n");
+    term.expect("Not sent.");
+    let (code, out) = term.finish();
+    assert_eq!(code, 0, "{out}");
+    let plain = strip_sgr(&out);
+
+    for line in plain.lines() {
+        assert!(
+            line.chars().count() <= 60,
+            "over 60 columns: {line:?}\n{plain}"
+        );
+    }
+    // No word broken: every word of the quiz text is a word of the terminal's text.
+    let shown: std::collections::HashSet<&str> = plain.split_whitespace().collect();
+    let quiz: toml::Table = LONG_QUIZ.parse().unwrap();
+    for q in quiz["questions"].as_array().unwrap() {
+        let mut texts = vec![
+            q["prompt"].as_str().unwrap(),
+            q["explain"].as_str().unwrap(),
+        ];
+        texts.extend(
+            q["choices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap()),
+        );
+        for word in texts.iter().flat_map(|t| t.split_whitespace()) {
+            assert!(shown.contains(word), "{word:?} was broken:\n{plain}");
+        }
+    }
+    // Wrapped, with the numbering and letters in the margin and the text hanging under itself.
+    let lines: Vec<&str> = plain.lines().collect();
+    let at = |start: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line starts with {start:?}:\n{plain}"))
+    };
+    let q1 = at("1/2 Which command does a client send");
+    assert!(lines[q1 + 1].starts_with("    ") && !lines[q1 + 1].starts_with("     "));
+    let a = at("  a) HELO, the original greeting");
+    assert!(lines[a + 1].starts_with("     ") && !lines[a + 1].starts_with("      "));
+    assert!(lines[a + 2].starts_with("  b) EHLO"), "{plain}");
+    let explain = at("    RFC 5321 section 4.1.1.1:");
+    assert!(lines[explain + 1].starts_with("    ") && !lines[explain + 1].starts_with("     "));
+    let review = at("✗ 1/2 Which command");
+    assert!(lines[review + 1].starts_with("      ") && !lines[review + 1].starts_with("       "));
+}
+
+#[test]
+fn a_pipe_gets_no_wrapping() {
+    let sandbox = Sandbox::new();
+    std::fs::write(sandbox.work().join("long.toml"), LONG_QUIZ).unwrap();
+    let cmd = sandbox.command(&["--quiz", "long.toml", "--name", "Ada", "--to", TARGET]);
+    let run = run_piped(cmd, b"a\na\n");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(
+            "\n1/2 Which command does a client send after the greeting to learn which \
+             extensions, such as PIPELINING, CHUNKING and STARTTLS, the server offers?\n"
+        ),
+        "{}",
+        run.stdout
+    );
 }

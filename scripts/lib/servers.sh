@@ -31,6 +31,16 @@ ensure_venv() {
   echo "$sum" > "$stamp"
 }
 
+# man-db and groff-base, for the test that renders the man page with `man -l`.
+MAN_PACKAGES=(man-db groff-base)
+ensure_man() {
+  command -v man >/dev/null 2>&1 && man --version >/dev/null 2>&1 && return 0
+  [ "$(id -u)" -eq 0 ] || { echo "man is not installed and this is not root: install ${MAN_PACKAGES[*]}" >&2; return 1; }
+  log "installing ${MAN_PACKAGES[*]} (apt-get)"
+  DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq --no-install-recommends "${MAN_PACKAGES[@]}" >/dev/null \
+    || { timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq --no-install-recommends "${MAN_PACKAGES[@]}" >/dev/null; }
+}
+
 postfix_installed() { dpkg -s "${POSTFIX_PACKAGES[@]}" >/dev/null 2>&1; }
 
 # Debian's postfix, sasl2-bin and libsasl2-modules, non-interactively, with no system config

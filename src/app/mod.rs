@@ -3,6 +3,7 @@
 //! own file; composition (`compose`) and delivery (`delivery`) are what they share.
 mod compose;
 mod delivery;
+mod generate;
 mod grade;
 mod mode;
 mod probe;
@@ -106,6 +107,14 @@ pub struct Ctx<'a> {
 fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), Error> {
     let mode = Mode::of(cli);
     mode.check_flags(cli, matches)?;
+    // Before the config file is read: a broken config must not stop `--generate-man`.
+    match mode {
+        Mode::Man => return generate::man().map(|()| (Report::default(), 0)),
+        Mode::Completions(shell) => {
+            return generate::completions(shell).map(|()| (Report::default(), 0))
+        }
+        _ => {}
+    }
     let file = FileConfig::load(cli.config.as_deref())?;
     let settings = Settings::resolve(cli, matches, file)?;
     if settings.server.as_ref().is_some_and(|s| s.insecure) {
@@ -134,6 +143,10 @@ fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), E
         Mode::Grade => grade::grade(&ctx),
         Mode::Send => send::send(&mut ctx),
         Mode::Quiz => quiz_mode::quiz(&ctx),
+        Mode::Man | Mode::Completions(_) => Err(Error::Internal(format!(
+            "{} is handled before the configuration is read",
+            mode.name()
+        ))),
     }
 }
 

@@ -19,6 +19,10 @@ pub enum Mode {
     Grade,
     /// `--dkim-dns-record`.
     DnsRecord,
+    /// `--generate-man`.
+    Man,
+    /// `--generate-completions SHELL`.
+    Completions(clap_complete::Shell),
 }
 
 /// The flags (clap ids) a mode cannot use.
@@ -29,7 +33,11 @@ enum Refused {
 
 impl Mode {
     pub fn of(cli: &Cli) -> Mode {
-        if cli.dkim_dns_record {
+        if cli.generate_man {
+            Mode::Man
+        } else if let Some(shell) = cli.generate_completions {
+            Mode::Completions(shell)
+        } else if cli.dkim_dns_record {
             Mode::DnsRecord
         } else if cli.probe {
             Mode::Probe
@@ -53,6 +61,8 @@ impl Mode {
             Mode::Probe => "--probe",
             Mode::Grade => "grade mode (--roster)",
             Mode::DnsRecord => "--dkim-dns-record",
+            Mode::Man => "--generate-man",
+            Mode::Completions(_) => "--generate-completions",
         }
     }
 
@@ -112,6 +122,9 @@ impl Mode {
                 "quiet",
                 "verbose",
             ]),
+            // They print text derived from the flags' definitions: no flag's value changes it.
+            Mode::Man => Refused::AllBut(&["generate_man"]),
+            Mode::Completions(_) => Refused::AllBut(&["generate_completions"]),
         }
     }
 
@@ -209,6 +222,11 @@ mod tests {
             Mode::Grade
         );
         assert_eq!(check(&["q", "--dkim-dns-record"]).unwrap(), Mode::DnsRecord);
+        assert_eq!(check(&["q", "--generate-man"]).unwrap(), Mode::Man);
+        assert_eq!(
+            check(&["q", "--generate-completions", "zsh"]).unwrap(),
+            Mode::Completions(clap_complete::Shell::Zsh)
+        );
         let refused = [
             (
                 &["q", "--inline", "a.png"][..],
@@ -257,6 +275,14 @@ mod tests {
             (
                 &["q", "--dkim-dns-record", "--to", "a@x.test"][..],
                 "--target-email cannot be used with --dkim-dns-record",
+            ),
+            (
+                &["q", "--generate-man", "--generate-completions", "bash"][..],
+                "--generate-completions cannot be used with --generate-man",
+            ),
+            (
+                &["q", "--generate-completions", "fish", "-q", "--body", "x"][..],
+                "--body, --quiet cannot be used with --generate-completions",
             ),
             (
                 &["q", "--insecure", "--ca-file", "c.pem"][..],

@@ -17,6 +17,15 @@ pub fn use_color(terminal: bool) -> bool {
     terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// The width to wrap the quiz to: the terminal's, when it is drawn on one whose size is known.
+fn columns(terminal: bool, stream: &impl std::os::fd::AsFd) -> Option<usize> {
+    if !terminal {
+        return None;
+    }
+    let (terminal_size::Width(cols), _) = terminal_size::terminal_size_of(stream)?;
+    (cols > 0).then_some(usize::from(cols))
+}
+
 pub fn quiz(ctx: &Ctx) -> Result<(Report, i32), Error> {
     let cli = ctx.cli;
     let quiz = match &cli.quiz {
@@ -37,10 +46,12 @@ pub fn quiz(ctx: &Ctx) -> Result<(Report, i32), Error> {
     envelope_sender(cli, &from)?;
 
     let interactive = io::stdin().is_terminal();
-    let (mut out, out_tty): (Box<dyn Write>, bool) = if cli.json {
-        (Box::new(io::stderr()), io::stderr().is_terminal())
+    let (mut out, out_tty, width): (Box<dyn Write>, bool, _) = if cli.json {
+        let tty = io::stderr().is_terminal();
+        (Box::new(io::stderr()), tty, columns(tty, &io::stderr()))
     } else {
-        (Box::new(io::stdout()), io::stdout().is_terminal())
+        let tty = io::stdout().is_terminal();
+        (Box::new(io::stdout()), tty, columns(tty, &io::stdout()))
     };
     let stdin = io::stdin();
     let mut input = stdin.lock();
@@ -53,6 +64,7 @@ pub fn quiz(ctx: &Ctx) -> Result<(Report, i32), Error> {
             answers: cli.answers.clone().map(|a| vec![a]),
             interactive,
             color: use_color(out_tty),
+            width,
         },
     )?;
     let quiz_json = serde_json::to_value(QuizReport::new(&quiz, &attempt)).ok();

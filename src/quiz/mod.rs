@@ -18,6 +18,7 @@ mod runner;
 mod score;
 mod summary;
 mod text;
+mod wrap;
 
 use std::path::PathBuf;
 

@@ -11,6 +11,8 @@
 //!   not a letter fails with a data error naming the question. Blank lines on a pipe are
 //!   skipped, so a trailing empty line or CRLF input does no harm.
 //! - Lines are read with a length cap, so a pipe without newlines cannot exhaust memory.
+//! - Question, choice, review and explanation text is wrapped to [`RunOptions::width`] with a
+//!   hanging indent (`wrap`); the title, score and prompts are short and left as they are.
 
 use std::io::{self, BufRead, Write};
 
@@ -18,6 +20,7 @@ use super::answers::parse_answer_list;
 use super::format::{letter, single_letter, Question, Quiz};
 use super::score::Score;
 use super::text::has_control;
+use super::wrap::{hanging, wrap_text};
 use super::QuizError;
 
 /// The name used when none is given and there is no terminal to ask.
@@ -40,6 +43,9 @@ pub struct RunOptions {
     pub interactive: bool,
     /// ANSI colour; the caller sets it only on a terminal and never with NO_COLOR.
     pub color: bool,
+    /// The terminal's width in columns, to wrap text to; `None` (a pipe, a file) wraps nothing,
+    /// so a script reads each question on one line.
+    pub width: Option<usize>,
 }
 
 /// One completed attempt.
@@ -74,6 +80,7 @@ pub fn run(
     opts: RunOptions,
 ) -> Result<Attempt, QuizError> {
     let paint = Paint(opts.color);
+    let width = opts.width;
     // Validate flags before drawing anything, so a usage error is not buried under a quiz.
     let given = match &opts.answers {
         Some(tokens) => Some(
@@ -93,13 +100,12 @@ pub fn run(
     };
 
     writeln!(out, "{}", paint.bold(&quiz.title)).map_err(QuizError::Io)?;
-    writeln!(
-        out,
+    let needed = format!(
         "{} questions; {}% needed to pass.",
         quiz.questions.len(),
         quiz.pass_percent
-    )
-    .map_err(QuizError::Io)?;
+    );
+    write_lines(out, &hanging("", &needed, width)).map_err(QuizError::Io)?;
     let name = match flag_name {
         Some(name) => name,
         None if opts.interactive => ask_name(input, out)?,
@@ -108,10 +114,10 @@ pub fn run(
 
     let answers = match given {
         Some(answers) => answers,
-        None => ask_all(quiz, input, out, opts.interactive)?,
+        None => ask_all(quiz, input, out, opts.interactive, width)?,
     };
     let attempt = Attempt::new(quiz, name, answers);
-    review(quiz, &attempt, out, paint).map_err(QuizError::Io)?;
+    review(quiz, &attempt, out, paint, width).map_err(QuizError::Io)?;
     Ok(attempt)
 }
 
@@ -172,11 +178,12 @@ fn ask_all(
     input: &mut dyn BufRead,
     out: &mut dyn Write,
     interactive: bool,
+    width: Option<usize>,
 ) -> Result<Vec<usize>, QuizError> {
     let total = quiz.questions.len();
     let mut answers = Vec::with_capacity(total);
     for (i, question) in quiz.questions.iter().enumerate() {
-        show_question(question, i + 1, total, out).map_err(QuizError::Io)?;
+        show_question(question, i + 1, total, out, width).map_err(QuizError::Io)?;
         answers.push(ask_one(question, i, total, input, out, interactive)?);
     }
     Ok(answers)
@@ -187,11 +194,40 @@ fn show_question(
     number: usize,
     total: usize,
     out: &mut dyn Write,
+    width: Option<usize>,
 ) -> io::Result<()> {
     writeln!(out)?;
-    writeln!(out, "{number}/{total} {}", question.prompt)?;
+    write_lines(
+        out,
+        &hanging(&format!("{number}/{total} "), &question.prompt, width),
+    )?;
     for (i, choice) in question.choices.iter().enumerate() {
-        writeln!(out, "  {}) {choice}", letter(i))?;
+        write_lines(out, &hanging(&format!("  {}) ", letter(i)), choice, width))?;
+    }
+    Ok(())
+}
+
+fn write_lines(out: &mut dyn Write, lines: &[String]) -> io::Result<()> {
+    lines.iter().try_for_each(|line| writeln!(out, "{line}"))
+}
+
+/// Like [`hanging`], with the text (not the prefix) painted, line by line so that a wrapped
+/// line never carries colour into the margin.
+fn write_painted(
+    out: &mut dyn Write,
+    prefix: &str,
+    text: &str,
+    width: Option<usize>,
+    paint: impl Fn(&str) -> String,
+) -> io::Result<()> {
+    let indent = textwrap::core::display_width(prefix);
+    for (i, piece) in wrap_text(text, indent, width).iter().enumerate() {
+        let start = if i == 0 {
+            prefix.to_owned()
+        } else {
+            " ".repeat(indent)
+        };
+        writeln!(out, "{start}{}", paint(piece))?;
     }
     Ok(())
 }
@@ -253,7 +289,13 @@ fn ended(out: &mut dyn Write, error: QuizError) -> QuizError {
 }
 
 /// The score line, then every wrong answer with the correct one and the explanation.
-fn review(quiz: &Quiz, attempt: &Attempt, out: &mut dyn Write, paint: Paint) -> io::Result<()> {
+fn review(
+    quiz: &Quiz,
+    attempt: &Attempt,
+    out: &mut dyn Write,
+    paint: Paint,
+    width: Option<usize>,
+) -> io::Result<()> {
     let score = &attempt.score;
     let verdict = if score.passed {
         paint.green("passed")
@@ -279,19 +321,22 @@ fn review(quiz: &Quiz, attempt: &Attempt, out: &mut dyn Write, paint: Paint) -> 
     for i in wrong {
         let q = &quiz.questions[i];
         writeln!(out)?;
-        writeln!(out, "{} {}/{total} {}", paint.red("✗"), i + 1, q.prompt)?;
+        // The mark is painted after wrapping: colour codes take no columns.
+        let mut lines = hanging(&format!("✗ {}/{total} ", i + 1), &q.prompt, width);
+        if let Some(first) = lines.first_mut() {
+            *first = first.replacen('✗', &paint.red("✗"), 1);
+        }
+        write_lines(out, &lines)?;
         if let Some(&given) = attempt.answers.get(i) {
-            writeln!(
-                out,
-                "    your answer: {}) {}",
-                letter(given),
-                q.choices[given]
-            )?;
+            let yours = format!("{}) {}", letter(given), q.choices[given]);
+            write_lines(out, &hanging("    your answer: ", &yours, width))?;
         }
         let correct = format!("{}) {}", letter(q.answer), q.choices[q.answer]);
-        writeln!(out, "    correct:     {}", paint.green(&correct))?;
+        write_painted(out, "    correct:     ", &correct, width, |s| {
+            paint.green(s)
+        })?;
         if let Some(explain) = &q.explain {
-            writeln!(out, "    {}", explain.replace('\n', "\n    "))?;
+            write_lines(out, &hanging("    ", explain, width))?;
         }
     }
     Ok(())
@@ -564,6 +609,46 @@ mod tests {
             let (result, _) = drive("c\nb\na\n", opts);
             assert_eq!(result.unwrap_err().class(), ErrorClass::Usage, "{name:?}");
         }
+    }
+
+    #[test]
+    fn a_width_wraps_questions_choices_and_the_review() {
+        let long = "a long sentence that goes on and on about the submission port";
+        let quiz = Quiz {
+            title: "Mail".into(),
+            pass_percent: 50,
+            questions: vec![Question {
+                prompt: format!("Which port? {long}"),
+                choices: vec![format!("twenty-five, {long}"), "587".into()],
+                answer: 1,
+                explain: Some(format!("Because {long}.")),
+            }],
+        };
+        let mut out = Vec::new();
+        let opts = RunOptions {
+            width: Some(40),
+            color: true,
+            ..piped()
+        };
+        run(&quiz, &mut Cursor::new(&b"a\n"[..]), &mut out, opts).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let plain = out
+            .replace("\x1b[31m", "")
+            .replace("\x1b[32m", "")
+            .replace("\x1b[0m", "");
+        for line in plain.lines() {
+            assert!(line.chars().count() <= 40, "{line:?}\n{plain}");
+        }
+        for wrapped in [
+            "\n1/1 Which port? a long sentence that\n    goes on and on about the submission\n    port\n",
+            "\n  a) twenty-five, a long sentence that\n     goes on and on about the submission\n     port\n  b) 587\n",
+            "\n✗ 1/1 Which port? a long sentence that\n      goes on and on about the\n      submission port\n",
+            "\n    your answer: a) twenty-five, a long\n                 sentence that goes on\n",
+            "\n    Because a long sentence that goes on\n    and on about the submission port.\n",
+        ] {
+            assert!(plain.contains(wrapped), "{wrapped:?} in\n{plain}");
+        }
+        assert!(out.contains("\x1b[31m✗\x1b[0m 1/1"), "{out}");
     }
 
     #[test]

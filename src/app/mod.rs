@@ -6,6 +6,7 @@ mod delivery;
 mod grade;
 mod mode;
 mod probe;
+mod queue;
 mod quiz_mode;
 mod send;
 mod ui;

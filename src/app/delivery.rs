@@ -4,6 +4,7 @@
 //! driver never reads a password.
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::compose::{hex, random16, Addressing};
 use super::queue::{self, Entry, Folder, Record, Refusal, Store, Stored};
@@ -663,6 +664,10 @@ pub fn keep(
             message_id: msg.message_id().map(str::to_owned),
             envelope_from: addressing.from.addr_spec_unicode(),
             created_at: now,
+            // The clock, not `ctx.now`: a batch shares one `now`, its messages keep their order.
+            created_ns: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
             next_attempt_at: now,
             ..Record::default()
         },

@@ -3,6 +3,7 @@
 //! own file; composition (`compose`) and delivery (`delivery`) are what they share.
 mod compose;
 mod delivery;
+mod flush;
 mod grade;
 mod mode;
 mod probe;
@@ -132,6 +133,7 @@ fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), E
             Ok((Report::default(), 0))
         }
         Mode::Probe => probe::probe(&ctx),
+        Mode::Flush => flush::flush(&ctx),
         Mode::Grade => grade::grade(&ctx),
         Mode::Send => send::send(&mut ctx),
         Mode::Quiz => quiz_mode::quiz(&ctx),

@@ -19,6 +19,8 @@ pub enum Mode {
     Grade,
     /// `--dkim-dns-record`.
     DnsRecord,
+    /// `--flush`: send what the outbox holds.
+    Flush,
 }
 
 /// The flags (clap ids) a mode cannot use.
@@ -31,6 +33,8 @@ impl Mode {
     pub fn of(cli: &Cli) -> Mode {
         if cli.dkim_dns_record {
             Mode::DnsRecord
+        } else if cli.flush {
+            Mode::Flush
         } else if cli.probe {
             Mode::Probe
         } else if cli.roster.is_some() {
@@ -50,6 +54,7 @@ impl Mode {
             Mode::Probe => "--probe",
             Mode::Grade => "grade mode (--roster)",
             Mode::DnsRecord => "--dkim-dns-record",
+            Mode::Flush => "--flush",
         }
     }
 
@@ -78,6 +83,36 @@ impl Mode {
                 "dkim_key",
                 "dkim_selector",
                 "dkim_domain",
+            ]),
+            // A kept message is sent as it was built: its content, its addressing and its
+            // signature are fixed; only the server settings and the outbox apply.
+            Mode::Flush => Refused::These(&[
+                "to",
+                "cc",
+                "bcc",
+                "from",
+                "envelope_from",
+                "subject",
+                "headers",
+                "body",
+                "body_file",
+                "html_file",
+                "attach",
+                "inline",
+                "message",
+                "read_recipients",
+                "quiz",
+                "answers",
+                "name",
+                "yes",
+                "roster",
+                "probe",
+                "dry_run",
+                "save",
+                "dkim_key",
+                "dkim_selector",
+                "dkim_domain",
+                "dkim_key_insecure",
             ]),
             // It only prints a record: the key, its names and the config are all it reads.
             Mode::DnsRecord => Refused::AllBut(&[
@@ -162,6 +197,7 @@ mod tests {
             Mode::Grade
         );
         assert_eq!(check(&["q", "--dkim-dns-record"]).unwrap(), Mode::DnsRecord);
+        assert_eq!(check(&["q", "--flush", "--due"]).unwrap(), Mode::Flush);
         let refused = [
             (
                 &["q", "--inline", "a.png"][..],
@@ -182,6 +218,10 @@ mod tests {
             (
                 &["q", "--dkim-dns-record", "--to", "a@x.test"][..],
                 "--target-email cannot be used with --dkim-dns-record",
+            ),
+            (
+                &["q", "--flush", "--to", "a@x.test"][..],
+                "--target-email cannot be used with --flush",
             ),
             (
                 &["q", "--insecure", "--ca-file", "c.pem"][..],

@@ -39,6 +39,9 @@ pub struct Record {
     #[serde(default)]
     pub refused: Vec<Refusal>,
     pub created_at: u64,
+    /// Nanoseconds since the epoch when it was kept: orders messages of the same second.
+    #[serde(default)]
+    pub created_ns: u64,
     /// Delivery attempts made at a server.
     #[serde(default)]
     pub attempts: u32,
@@ -286,7 +289,7 @@ impl Store {
                 record,
             });
         }
-        entries.sort_by(|a, b| (a.record.created_at, &a.name).cmp(&(b.record.created_at, &b.name)));
+        entries.sort_by_key(|e| (e.record.created_at, e.record.created_ns, e.name.clone()));
         Ok(entries)
     }
 

@@ -66,6 +66,10 @@ pub struct FileConfig {
     pub dkim_selector: Option<String>,
     pub dkim_domain: Option<String>,
     pub outbox: Option<PathBuf>,
+    /// sendmail mode: the aliases file (`name: addr, addr`, `default: addr`).
+    pub aliases: Option<PathBuf>,
+    /// sendmail mode: the domain that completes a local name such as `root`.
+    pub maildomain: Option<String>,
 }
 
 impl FileConfig {

@@ -725,3 +725,136 @@ fn a_class_cut_off_half_way_is_completed_by_flush_without_a_duplicate() {
     assert!(got.values().all(|&n| n == 1), "{got:?}");
     assert!(home.kept("").is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// sendmail mode
+
+impl Home {
+    /// `sendmail ARGS` through a symlink named sendmail, `stdin` on standard input, settings
+    /// from the environment and `config`.
+    fn sendmail(&self, port: u16, config: &str, args: &[&str], stdin: &[u8]) -> Outcome {
+        use std::io::Write;
+        let link = self.dir.path().join("sendmail");
+        if !link.exists() {
+            std::os::unix::fs::symlink(BIN, &link).expect("sendmail symlink");
+        }
+        let config_path = self.file("config.toml", config.as_bytes());
+        let mut all: Vec<OsString> = vec!["--config".into(), config_path.into()];
+        all.extend(args.iter().map(OsString::from));
+        // The same environment as every run, through the symlink.
+        let template = self.command(&all);
+        let mut through = Command::new(&link);
+        through
+            .args(&all)
+            .env_clear()
+            .envs(template.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .env("SMTP_SERVER", format!("127.0.0.1:{port}"))
+            .env("SMTP_TLS", "none")
+            .current_dir(self.work())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = through.spawn().expect("start sendmail");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin)
+            .expect("write stdin");
+        wait(child, all)
+    }
+}
+
+const SENDMAIL_CONFIG: &str = "maildomain = \"host.test\"\naliases = \"ALIASES\"\n\
+                               retries = 0\ntimeout = 2\nehlo = \"client.test\"\n";
+
+fn sendmail_config(home: &Home) -> String {
+    let aliases = home.file(
+        "aliases",
+        b"root: admin@example.com\ndefault: catchall@example.com\n",
+    );
+    SENDMAIL_CONFIG.replace("ALIASES", aliases.to_str().expect("path"))
+}
+
+#[test]
+fn sendmail_mode_takes_crons_message_with_aliases_and_maildomain() {
+    let home = Home::new();
+    let server = Server::start_with(
+        vec![GoodServer::new()
+            .message(Some("root@host.test"), &["admin@example.com"])
+            .script()],
+        quick(),
+    );
+    let cron = b"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@box> backup\n\nall good\n";
+    let config = sendmail_config(&home);
+    let out = home.sendmail(
+        server.port(),
+        &config,
+        &["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+        cron,
+    );
+    out.code(0);
+    assert_eq!(out.stderr, "", "{}", out.describe());
+    let t = finish(server);
+    let text = String::from_utf8_lossy(&t.only().messages[0].content).into_owned();
+    assert!(
+        text.contains("From: root@host.test (Cron Daemon)\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("To: admin@example.com\r\n"), "{text}");
+    assert!(
+        text.contains("\r\nDate: ") || text.starts_with("Date: "),
+        "{text}"
+    );
+    assert!(text.contains("Message-ID: <"), "{text}");
+    assert!(home.kept("").is_empty());
+}
+
+#[test]
+fn sendmail_mode_queues_with_exit_0_lists_with_bp_and_sends_with_q() {
+    let home = Home::new();
+    let config = sendmail_config(&home);
+    let closed = support::closed_port().port();
+    let msg = b"From: ada@example.com\nTo: bob@example.com\nBcc: nobody\nSubject: t\n\nhi\n";
+    home.sendmail(closed, &config, &["-t", "-N", "never"], msg)
+        .code(0)
+        .says(&["DSN is not supported yet"]);
+    let kept = home.kept("");
+    assert_eq!(kept.len(), 1);
+    let record = home.record(&kept[0]);
+    assert_eq!(
+        record["pending"],
+        serde_json::json!(["bob@example.com", "catchall@example.com"])
+    );
+    let text = std::fs::read_to_string(&kept[0]).expect("kept");
+    assert!(!text.contains("Bcc"), "{text}");
+    let listed = home.sendmail(closed, &config, &["-bp"], b"");
+    listed.code(0);
+    assert!(
+        listed.stdout.contains("bob@example.com"),
+        "{}",
+        listed.describe()
+    );
+
+    let server = Server::start_with(
+        vec![GoodServer::new()
+            .message(
+                Some("ada@example.com"),
+                &["bob@example.com", "catchall@example.com"],
+            )
+            .script()],
+        quick(),
+    );
+    home.sendmail(server.port(), &config, &["-q"], b"").code(0);
+    assert_eq!(finish(server).only().messages.len(), 1);
+    assert!(home.kept("").is_empty());
+}
+
+#[test]
+fn sendmail_mode_without_a_domain_for_a_local_name_is_exit_65() {
+    let home = Home::new();
+    let closed = support::closed_port().port();
+    let out = home.sendmail(closed, "", &["root"], b"Subject: t\n\nhi\n");
+    out.code(65).says(&["maildomain"]);
+    assert!(home.kept("").is_empty());
+}

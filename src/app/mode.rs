@@ -21,6 +21,9 @@ pub enum Mode {
     DnsRecord,
     /// `--flush`: send what the outbox holds.
     Flush,
+    /// The sendmail command line (`sendmail`, or `--sendmail` first), translated by
+    /// `app::sendmail` into send mode's `--message -`.
+    Sendmail,
 }
 
 /// The flags (clap ids) a mode cannot use.
@@ -35,6 +38,8 @@ impl Mode {
             Mode::DnsRecord
         } else if cli.flush {
             Mode::Flush
+        } else if cli.sendmail {
+            Mode::Sendmail
         } else if cli.probe {
             Mode::Probe
         } else if cli.roster.is_some() {
@@ -55,6 +60,7 @@ impl Mode {
             Mode::Grade => "grade mode (--roster)",
             Mode::DnsRecord => "--dkim-dns-record",
             Mode::Flush => "--flush",
+            Mode::Sendmail => "sendmail mode",
         }
     }
 
@@ -113,6 +119,25 @@ impl Mode {
                 "dkim_selector",
                 "dkim_domain",
                 "dkim_key_insecure",
+            ]),
+            // The message comes whole on standard input: no content or quiz flags.
+            Mode::Sendmail => Refused::These(&[
+                "cc",
+                "bcc",
+                "subject",
+                "headers",
+                "body",
+                "body_file",
+                "html_file",
+                "attach",
+                "inline",
+                "quiz",
+                "answers",
+                "name",
+                "roster",
+                "probe",
+                "dry_run",
+                "save",
             ]),
             // It only prints a record: the key, its names and the config are all it reads.
             Mode::DnsRecord => Refused::AllBut(&[

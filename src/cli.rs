@@ -324,6 +324,24 @@ pub struct Cli {
     /// Print a completion script for SHELL and exit
     #[arg(long = "generate-completions", value_name = "SHELL")]
     pub generate_completions: Option<clap_complete::Shell>,
+
+    // --- The outbox --------------------------------------------------------------------------
+    /// Send every message waiting in the outbox now, oldest first (for cron: --flush --due)
+    #[arg(long)]
+    pub flush: bool,
+    /// With --flush: only the messages whose next attempt is due (1, 5, 15, 60 min, hourly)
+    #[arg(long, requires = "flush", conflicts_with = "list")]
+    pub due: bool,
+    /// With --flush: list the outbox (waiting, failed/, unconfirmed/) and send nothing
+    #[arg(long, requires = "flush")]
+    pub list: bool,
+    /// With --flush: a waiting message older than this moves to failed/ (default 5d)
+    #[arg(long = "max-age", value_name = "AGE", requires = "flush")]
+    pub max_age: Option<String>,
+    /// Take the sendmail command line that follows (must come first; also chosen when
+    /// quizmail runs as `sendmail`)
+    #[arg(long, hide = true)]
+    pub sendmail: bool,
 }
 
 impl Cli {

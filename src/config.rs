@@ -76,6 +76,10 @@ pub struct FileConfig {
     /// Where the file came from and its text, for errors that name a line.
     #[serde(skip)]
     origin: Option<(PathBuf, String)>,
+    /// sendmail mode: the aliases file (`name: addr, addr`, `default: addr`).
+    pub aliases: Option<PathBuf>,
+    /// sendmail mode: the domain that completes a local name such as `root`.
+    pub maildomain: Option<String>,
 }
 
 impl FileConfig {
@@ -271,6 +275,8 @@ impl FileConfig {
             dkim_selector,
             dkim_domain,
             outbox,
+            aliases,
+            maildomain,
             default_account: _,
             accounts: _,
             origin: _,
@@ -296,6 +302,8 @@ impl FileConfig {
             dkim_selector: dkim_selector.or(self.dkim_selector),
             dkim_domain: dkim_domain.or(self.dkim_domain),
             outbox: outbox.or(self.outbox),
+            aliases: aliases.or(self.aliases),
+            maildomain: maildomain.or(self.maildomain),
             default_account: self.default_account,
             accounts: BTreeMap::new(),
             origin: self.origin,

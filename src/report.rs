@@ -115,8 +115,9 @@ impl Report {
             Transport::Outbox => {
                 if let Some(path) = &self.outbox_path {
                     out.push_str(&format!(
-                        "NOT sent: no server is configured. The message was written to {path}\n\
-                         Send it with: quizmail --message {path} --server HOST[:PORT] --user NAME{}\n",
+                        "NOT sent: no server is configured. The message is kept in {path}\n\
+                         send it with: quizmail --flush --server HOST[:PORT] --user NAME \
+                         (or this one alone: quizmail --message {path} --server HOST[:PORT]{})\n",
                         if self.accepted.is_empty() {
                             String::new()
                         } else {

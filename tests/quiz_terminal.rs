@@ -96,13 +96,16 @@ impl Sandbox {
         cmd
     }
 
-    /// The messages written to `outbox/`, sorted by name.
+    /// The messages written to `outbox/` (not their `.json` sidecars), sorted by name.
     fn outbox(&self) -> Vec<PathBuf> {
         let dir = self.work().join("outbox");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Vec::new();
         };
-        let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<PathBuf> = entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
         files.sort();
         files
     }

@@ -4,21 +4,23 @@
 //! driver never reads a password.
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::compose::{hex, random16, Addressing};
+use super::queue::{self, Entry, Folder, Record, Refusal, Store, Stored};
 use super::ui::Ui;
 use super::Ctx;
 use crate::cli::AuthArg;
 use crate::config::{self, ServerSettings};
 use crate::dkim;
-use crate::driver::{self, Connection, Endpoint, Log, Setup};
-use crate::error::{self, Error};
+use crate::driver::{self, Connection, DriverError, Endpoint, Log, Setup};
+use crate::error::{self, Class, Error};
 use crate::message::{header, Compose, Mailbox, MessageError, Outgoing, Prepared, Target};
 use crate::quiz::Progress;
 use crate::report::{ErrorReport, Rejected, ReplyReport, Report, TlsReport, Transport};
 use crate::smtp::{
     AuthChoice, Capabilities, Credentials, Dsn, Mechanism, MessageReport, RecipientStatus, Reply,
-    ReplyClass, Secret,
+    ReplyClass, Secret, SmtpError,
 };
 use crate::transport::{Stream, TlsPolicy};
 
@@ -26,6 +28,8 @@ use crate::transport::{Stream, TlsPolicy};
 pub enum Content {
     Compose(Box<Compose>),
     Prepared(Box<Prepared>),
+    /// A message kept in the outbox: sent as it was stored.
+    Stored(Box<Stored>),
 }
 
 impl Content {
@@ -33,7 +37,18 @@ impl Content {
         Ok(match self {
             Content::Compose(c) => Box::new((**c).clone().build(target).map_err(Error::from)?),
             Content::Prepared(p) => Box::new((**p).clone()),
+            Content::Stored(s) => Box::new((**s).clone()),
         })
+    }
+
+    /// The build for this server, DKIM-signed when signing is on; a stored message already
+    /// carries whatever signature it was built with.
+    fn build_signed(&self, ctx: &Ctx, target: Target) -> Result<Box<dyn Outgoing>, Error> {
+        let mut msg = self.build(target)?;
+        if !matches!(self, Content::Stored(_)) {
+            sign(ctx, msg.as_mut())?;
+        }
+        Ok(msg)
     }
 
     /// The build for a file or a dry run: the most portable form, UTF-8 headers only when
@@ -99,13 +114,8 @@ fn write_message_file(path: &Path, msg: &dyn Outgoing) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes the message to the outbox as `<UTC timestamp>-<Message-ID local part>.eml`.
-fn outbox(ctx: &Ctx, msg: &dyn Outgoing) -> Result<PathBuf, Error> {
-    let dir = &ctx.settings.outbox;
-    std::fs::create_dir_all(dir).map_err(|source| Error::Output {
-        what: format!("the outbox {}", dir.display()),
-        source,
-    })?;
+/// `<UTC timestamp>Z-<Message-ID local part>`: the outbox's file names sort by creation.
+fn outbox_name(ctx: &Ctx, msg: &dyn Outgoing) -> String {
     let local = msg
         .message_id()
         .and_then(|id| {
@@ -126,12 +136,7 @@ fn outbox(ctx: &Ctx, msg: &dyn Outgoing) -> Result<PathBuf, Error> {
             }
         })
         .collect();
-    let path = dir.join(format!(
-        "{}Z-{safe}.eml",
-        header::compact_timestamp(ctx.now)
-    ));
-    write_message_file(&path, msg)?;
-    Ok(path)
+    format!("{}Z-{safe}", header::compact_timestamp(ctx.now))
 }
 
 /// One server and everything its connections share, prepared once per run: the TLS
@@ -295,7 +300,9 @@ fn submit(
     dsn: &Dsn,
     msg: &dyn Outgoing,
     more: bool,
+    seen: &mut Vec<Seen>,
 ) -> Result<Delivery, Error> {
+    seen.clear();
     let smtputf8 = target(conn.capabilities()).smtputf8;
     let (from, recipients) = addressing.envelope_forms(smtputf8)?;
     let size = msg.size().map_err(|source| Error::Input {
@@ -303,6 +310,14 @@ fn submit(
         source,
     })?;
     let report: MessageReport = conn.send_with(&from, &recipients, dsn, msg, more)?;
+    seen.extend(report.recipients.iter().map(|r| match &r.status {
+        RecipientStatus::Accepted(_) => Seen::Accepted,
+        RecipientStatus::Rejected(reply) if reply.class() == ReplyClass::Transient => {
+            Seen::Deferred(reply.to_string())
+        }
+        RecipientStatus::Rejected(reply) => Seen::Refused(reply.to_string()),
+        RecipientStatus::NotTried => Seen::NotTried,
+    }));
     let mut d = Delivery {
         info: ConnInfo::of(conn, settings),
         size,
@@ -391,10 +406,19 @@ pub fn deliver_one(
 
     let Some(settings) = &ctx.settings.server else {
         save(ctx, offline.as_ref())?;
-        let path = outbox(ctx, offline.as_ref())?;
+        let fates = vec![Fate::Deferred; addressing.recipients.len()];
+        let kept = keep(
+            ctx,
+            offline.as_ref(),
+            addressing,
+            None,
+            &fates,
+            Some("no server is configured".into()),
+            false,
+        )?;
         report.transport = Transport::Outbox;
         report.size = offline.size().ok();
-        report.outbox_path = Some(path.display().to_string());
+        report.outbox_path = kept.path().map(|p| p.display().to_string());
         report.accepted = addressing.recipient_list();
         if announce {
             ctx.ui.say(&report.human());
@@ -406,16 +430,28 @@ pub fn deliver_one(
     let smtp = Smtp::new(settings, ctx.ui, false)?;
     let dsn = dsn_request(ctx);
     let mut info = None;
+    // The build for this server once there was one, so what is kept is what would be sent.
+    let mut built: Option<Box<dyn Outgoing>> = None;
+    let mut seen = Vec::new();
     let result = driver::with_retries(
         settings.retries,
         || {
             let mut conn = smtp.open()?;
             info = Some(ConnInfo::of(&conn, settings));
             let result = (|| {
-                let mut msg = content.build(target(conn.capabilities()))?;
-                sign(ctx, msg.as_mut())?;
+                let msg = content.build_signed(ctx, target(conn.capabilities()))?;
                 save(ctx, msg.as_ref())?;
-                submit(&mut conn, settings, addressing, &dsn, msg.as_ref(), false)
+                let sent = submit(
+                    &mut conn,
+                    settings,
+                    addressing,
+                    &dsn,
+                    msg.as_ref(),
+                    false,
+                    &mut seen,
+                );
+                built = Some(msg);
+                sent
             })();
             // A message refused before MAIL (SIZE, SMTPUTF8) leaves the dialogue in step:
             // end it with QUIT (RFC 5321 §4.1.1.10). After a delivery QUIT has gone already.
@@ -430,7 +466,24 @@ pub fn deliver_one(
             ))
         },
     );
-    match result {
+    let fates = settle(addressing.recipients.len(), &seen, &result);
+    let msg = built.unwrap_or(offline);
+    let last_error = result.as_ref().err().map(ToString::to_string);
+    let kept = if fates.iter().all(|f| *f == Fate::Delivered) {
+        Ok(Kept::default())
+    } else {
+        keep(
+            ctx,
+            msg.as_ref(),
+            addressing,
+            None,
+            &fates,
+            last_error,
+            true,
+        )
+        .map_err(cannot_keep)
+    };
+    let (mut report, code) = match result {
         Ok(delivery) => {
             if delivery.dsn_not_offered {
                 warn_dsn_not_offered(ctx);
@@ -442,7 +495,7 @@ pub fn deliver_one(
             if let Some(e) = &report.error {
                 error::print(e);
             }
-            Ok((report, code))
+            (report, code)
         }
         Err(e) => {
             if let Some(info) = info {
@@ -455,7 +508,21 @@ pub fn deliver_one(
             let error = e.report();
             error::print(&error);
             report.error = Some(error);
-            Ok((report, e.exit_code()))
+            (report, e.exit_code())
+        }
+    };
+    match kept {
+        Ok(kept) => {
+            report.outbox_path = kept.path().map(|p| p.display().to_string());
+            ctx.ui.say(&kept.notice(addressing, &fates));
+            Ok((report, code))
+        }
+        Err(e) => {
+            let error = e.report();
+            error::print(&error);
+            let code = error.exit_code;
+            report.error = Some(error);
+            Ok((report, code))
         }
     }
 }
@@ -487,18 +554,257 @@ pub fn delivered(mut report: Report, d: Delivery) -> (Report, i32) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Keeping what was not delivered (cli.md "The outbox: nothing is lost")
+
+/// What one recipient said in the last transaction, in envelope order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Seen {
+    Accepted,
+    Deferred(String),
+    Refused(String),
+    NotTried,
+}
+
+/// Where one recipient stands after an attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fate {
+    Delivered,
+    /// To be tried again.
+    Deferred,
+    /// Refused for good, with the reply.
+    Refused(String),
+    /// The end of the data went out and no reply came: it may have been delivered.
+    Unconfirmed,
+}
+
+/// The one rule from a transaction's outcome to each recipient's fate. `seen` is what each
+/// RCPT got when the session produced a report (empty when the connection failed first).
+pub fn settle(count: usize, seen: &[Seen], result: &Result<Delivery, Error>) -> Vec<Fate> {
+    let seen_at = |i: usize| seen.get(i).cloned().unwrap_or(Seen::NotTried);
+    let (maybe_delivered, message_refused) = match result {
+        Ok(_) => (false, None),
+        Err(e) => {
+            let maybe = match e {
+                Error::Driver(d) => d.maybe_delivered(),
+                Error::Delivery { source, .. } => source.may_have_been_delivered(),
+                _ => false,
+            };
+            // A 5xx to the message itself (MAIL, DATA, its end) or a message this server
+            // cannot take (SMTPUTF8): failed/. Anything else (the connection, AUTH, TLS, a 4xx)
+            // says nothing against the message: it waits.
+            let refused = match e {
+                Error::Delivery { .. }
+                | Error::Message { .. }
+                | Error::Data(_)
+                | Error::Driver(DriverError::Smtp(SmtpError::TooBig { .. }))
+                    if matches!(e.class(), Class::Permanent | Class::Data) =>
+                {
+                    Some(e.to_string())
+                }
+                _ => None,
+            };
+            (maybe, refused)
+        }
+    };
+    (0..count)
+        .map(|i| match (seen_at(i), result) {
+            (Seen::Refused(reply), _) => Fate::Refused(reply),
+            (Seen::Deferred(_), _) => Fate::Deferred,
+            (Seen::Accepted, Ok(_)) => Fate::Delivered,
+            _ if maybe_delivered => Fate::Unconfirmed,
+            (_, Ok(_)) => Fate::Deferred,
+            (_, Err(_)) => match &message_refused {
+                Some(reply) => Fate::Refused(reply.clone()),
+                None => Fate::Deferred,
+            },
+        })
+        .collect()
+}
+
+/// Where a message that was not (fully) delivered is now kept.
+#[derive(Clone, Debug, Default)]
+pub struct Kept {
+    pub waiting: Option<PathBuf>,
+    pub failed: Option<PathBuf>,
+    pub unconfirmed: Option<PathBuf>,
+}
+
+impl Kept {
+    /// The path the report names: where the message waits, else where it needs a look.
+    pub fn path(&self) -> Option<&PathBuf> {
+        self.waiting
+            .as_ref()
+            .or(self.unconfirmed.as_ref())
+            .or(self.failed.as_ref())
+    }
+
+    /// The stderr lines: it was NOT sent, where it is, and what to do about it.
+    pub fn notice(&self, addressing: &Addressing, fates: &[Fate]) -> String {
+        let who = |want: &dyn Fn(&Fate) -> bool| -> String {
+            addressing
+                .recipients
+                .iter()
+                .zip(fates)
+                .filter(|(_, f)| want(f))
+                .map(|(m, _)| m.addr_spec_unicode())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut out = String::new();
+        if let Some(p) = &self.waiting {
+            out.push_str(&format!(
+                "NOT sent to {}: the message is kept in {}\nsend it with: quizmail --flush\n",
+                who(&|f| *f == Fate::Deferred),
+                p.display()
+            ));
+        }
+        if let Some(p) = &self.unconfirmed {
+            out.push_str(&format!(
+                "the connection ended before the server confirmed the message for {}: it may \
+                 have been delivered, so it is NOT sent again; kept in {}\n",
+                who(&|f| *f == Fate::Unconfirmed),
+                p.display()
+            ));
+        }
+        if let Some(p) = &self.failed {
+            out.push_str(&format!(
+                "refused for good for {}: kept in {} with the reply\n",
+                who(&|f| matches!(f, Fate::Refused(_))),
+                p.display()
+            ));
+        }
+        out
+    }
+}
+
+/// Keeps what `fates` leave undelivered: the deferred recipients wait in the outbox (the
+/// flushed `entry` is updated, or removed once nobody waits), the refused ones go to failed/
+/// and the unconfirmed ones to unconfirmed/. `attempted`: a server was tried.
+#[allow(clippy::too_many_arguments)]
+pub fn keep(
+    ctx: &Ctx,
+    msg: &dyn Outgoing,
+    addressing: &Addressing,
+    entry: Option<&Entry>,
+    fates: &[Fate],
+    last_error: Option<String>,
+    attempted: bool,
+) -> Result<Kept, Error> {
+    let store = Store::new(&ctx.settings.outbox);
+    let now = queue::unix(ctx.now);
+    let mut base = match entry {
+        Some(e) => e.record.clone(),
+        None => Record {
+            message_id: msg.message_id().map(str::to_owned),
+            envelope_from: addressing.from.addr_spec_unicode(),
+            created_at: now,
+            // The clock, not `ctx.now`: a batch shares one `now`, its messages keep their order.
+            created_ns: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            next_attempt_at: now,
+            ..Record::default()
+        },
+    };
+    base.sending_since = None;
+    base.smtputf8 = msg.needs_smtputf8();
+    base.eight_bit_mime = msg.needs_8bitmime();
+    if let Some(s) = &ctx.settings.server {
+        base.server = Some(s.display());
+    }
+    if attempted {
+        base.attempts += 1;
+        base.next_attempt_at = now + queue::retry_delay(base.attempts).as_secs();
+    }
+    if last_error.is_some() {
+        base.last_error = last_error;
+    }
+    let mut pending = Vec::new();
+    let mut unconfirmed = Vec::new();
+    let mut refused = Vec::new();
+    for (m, fate) in addressing.recipients.iter().zip(fates) {
+        let address = m.addr_spec_unicode();
+        match fate {
+            Fate::Delivered => base.delivered.push(address),
+            Fate::Deferred => pending.push(address),
+            Fate::Unconfirmed => unconfirmed.push(address),
+            Fate::Refused(reply) => refused.push(Refusal {
+                address,
+                reply: reply.clone(),
+            }),
+        }
+    }
+    let name = match entry {
+        Some(e) => e.name.clone(),
+        None => store.free_name(Folder::Waiting, &outbox_name(ctx, msg)),
+    };
+    let mut kept = Kept::default();
+    if !unconfirmed.is_empty() {
+        let record = Record {
+            pending: unconfirmed,
+            ..base.clone()
+        };
+        let n = store.free_name(Folder::Unconfirmed, &name);
+        kept.unconfirmed = Some(store.put(Folder::Unconfirmed, &n, msg, &record)?);
+    }
+    if !refused.is_empty() {
+        let record = Record {
+            pending: refused.iter().map(|r| r.address.clone()).collect(),
+            refused: base
+                .refused
+                .iter()
+                .cloned()
+                .chain(refused.clone())
+                .collect(),
+            last_error: refused.first().map(|r| r.reply.clone()),
+            ..base.clone()
+        };
+        let n = store.free_name(Folder::Failed, &name);
+        kept.failed = Some(store.put(Folder::Failed, &n, msg, &record)?);
+    }
+    base.refused.extend(refused);
+    if !pending.is_empty() {
+        let record = Record { pending, ..base };
+        kept.waiting = Some(match entry {
+            Some(_) => {
+                store.write_record(Folder::Waiting, &name, &record)?;
+                store.message_path(Folder::Waiting, &name)
+            }
+            None => store.put(Folder::Waiting, &name, msg, &record)?,
+        });
+    } else if entry.is_some() {
+        store.remove(Folder::Waiting, &name)?;
+    }
+    Ok(kept)
+}
+
+/// A message that can be kept in no folder: the error says so, plainly, and is exit 73.
+fn cannot_keep(e: Error) -> Error {
+    match e {
+        Error::Output { what, source } => Error::Output {
+            what: format!("{what} (the message was NOT sent and could NOT be kept)"),
+            source,
+        },
+        other => other,
+    }
+}
+
 /// One message of a batch: who it is for (for the progress bar) and what to send.
 pub struct Job {
     pub label: String,
     pub content: Content,
     pub addressing: Addressing,
     pub quiz: Option<serde_json::Value>,
+    /// The outbox entry it comes from (`--flush`): updated, or removed once delivered.
+    pub kept: Option<Entry>,
 }
 
 /// Delivers every job, in order, and returns one report each. Over SMTP they share one
 /// connection (RSET between messages; after a 421 or a drop, a new one), each with
 /// `--retries`; a connection that cannot be had at all fails the rest with that error
-/// without trying them, so a wrong password is sent once and not once per message.
+/// without trying them, so a wrong password is sent once and not once per message. Whatever
+/// is not delivered is kept in the outbox, as [`deliver_one`] does.
 pub fn deliver_batch(
     ctx: &Ctx,
     jobs: &[Job],
@@ -520,8 +826,9 @@ pub fn deliver_batch(
     let smtp = Smtp::new(settings, ctx.ui, false)?;
     let dsn = dsn_request(ctx);
     let mut dsn_not_offered = false;
+    let store = Store::new(&ctx.settings.outbox);
     let mut conn: Option<Connection<Stream>> = None;
-    let mut unreachable: Option<ErrorReport> = None;
+    let mut unreachable: Option<(ErrorReport, String)> = None;
     let mut reports = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
         let base = Report {
@@ -530,16 +837,25 @@ pub fn deliver_batch(
             quiz: job.quiz.clone(),
             ..Report::default()
         };
-        if let Some(e) = &unreachable {
-            reports.push(Report {
+        let count = job.addressing.recipients.len();
+        let mut report = if let Some((e, text)) = &unreachable {
+            let fates = vec![Fate::Deferred; count];
+            let outcome = keep_job(ctx, job, None, &fates, Some(text.clone()));
+            let mut report = Report {
                 error: Some(e.clone()),
                 ..base
-            });
+            };
+            kept_report(ctx, &mut report, job, &fates, outcome);
+            reports.push(report);
             let _ = progress.tick(&job.label);
             continue;
-        }
+        } else {
+            base
+        };
         let more = i + 1 < jobs.len();
         let mut connecting = false;
+        let mut built: Option<Box<dyn Outgoing>> = None;
+        let mut seen = Vec::new();
         let outcome = driver::with_retries(
             settings.retries,
             || {
@@ -552,9 +868,26 @@ pub fn deliver_batch(
                 let c = conn
                     .as_mut()
                     .ok_or_else(|| Error::Internal("no connection after opening one".into()))?;
-                let mut msg = job.content.build(target(c.capabilities()))?;
-                sign(ctx, msg.as_mut())?;
-                let result = submit(c, settings, &job.addressing, &dsn, msg.as_ref(), more);
+                let msg = job.content.build_signed(ctx, target(c.capabilities()))?;
+                if let Some(entry) = &job.kept {
+                    // Marked before its transaction: a flush killed from here on leaves a
+                    // record the next flush sends to unconfirmed/, never again to anyone.
+                    let record = Record {
+                        sending_since: Some(queue::unix(ctx.now)),
+                        ..entry.record.clone()
+                    };
+                    store.write_record(Folder::Waiting, &entry.name, &record)?;
+                }
+                let result = submit(
+                    c,
+                    settings,
+                    &job.addressing,
+                    &dsn,
+                    msg.as_ref(),
+                    more,
+                    &mut seen,
+                );
+                built = Some(msg);
                 if !c.is_open() {
                     conn = None;
                 }
@@ -568,29 +901,30 @@ pub fn deliver_batch(
                 ))
             },
         );
-        reports.push(match outcome {
+        let fates = settle(count, &seen, &outcome);
+        let last_error = outcome.as_ref().err().map(ToString::to_string);
+        match outcome {
             Ok(d) => {
                 dsn_not_offered |= d.dsn_not_offered;
-                delivered(base, d).0
+                report = delivered(report, d).0;
             }
             Err(e) => {
                 Ui::warn_always(&format!("{}: {e}", job.label));
                 if connecting {
                     let mut later = e.report();
                     later.message = format!("not tried, the connection failed: {}", later.message);
-                    unreachable = Some(later);
+                    unreachable = Some((later, e.to_string()));
                 }
-                let rejected = match &e {
+                report.rejected = match &e {
                     Error::Delivery { rejected, .. } => rejected.clone(),
                     _ => Vec::new(),
                 };
-                Report {
-                    rejected,
-                    error: Some(e.report()),
-                    ..base
-                }
+                report.error = Some(e.report());
             }
-        });
+        }
+        let kept = keep_job(ctx, job, built.as_deref(), &fates, last_error);
+        kept_report(ctx, &mut report, job, &fates, kept);
+        reports.push(report);
         let _ = progress.tick(&job.label);
     }
     if let Some(c) = conn {
@@ -600,6 +934,65 @@ pub fn deliver_batch(
         warn_dsn_not_offered(ctx);
     }
     Ok(reports)
+}
+
+/// Keeps one job of a batch when something of it is left to do (or it came from the outbox).
+fn keep_job(
+    ctx: &Ctx,
+    job: &Job,
+    built: Option<&dyn Outgoing>,
+    fates: &[Fate],
+    last_error: Option<String>,
+) -> Result<Kept, Error> {
+    if job.kept.is_none() && fates.iter().all(|f| *f == Fate::Delivered) {
+        return Ok(Kept::default());
+    }
+    let offline;
+    let msg = match built {
+        Some(m) => m,
+        None => {
+            // The portable form, as the outbox keeps a message without a server.
+            let mut m = job.content.build_offline()?;
+            if !matches!(job.content, Content::Stored(_)) {
+                sign(ctx, m.as_mut())?;
+            }
+            offline = m;
+            offline.as_ref()
+        }
+    };
+    keep(
+        ctx,
+        msg,
+        &job.addressing,
+        job.kept.as_ref(),
+        fates,
+        last_error,
+        true,
+    )
+    .map_err(cannot_keep)
+}
+
+/// Names where a batch's message is kept, and says so on stderr; a message that cannot be
+/// kept makes its report's error the 73 that says so.
+fn kept_report(
+    ctx: &Ctx,
+    report: &mut Report,
+    job: &Job,
+    fates: &[Fate],
+    kept: Result<Kept, Error>,
+) {
+    match kept {
+        Ok(kept) => {
+            report.outbox_path = kept.path().map(|p| p.display().to_string());
+            for line in kept.notice(&job.addressing, fates).lines() {
+                ctx.ui.say(&format!("{}: {line}", job.label));
+            }
+        }
+        Err(e) => {
+            Ui::warn_always(&format!("{}: {e}", job.label));
+            report.error = Some(e.report());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -675,6 +1068,59 @@ mod tests {
         let (report, code) = delivered(Report::default(), delivery(vec![refusal(451)], true));
         assert_eq!((report.sent, code), (true, 75));
         assert_eq!(report.rejected.len(), 1);
+    }
+
+    #[test]
+    fn each_recipient_is_settled_once_and_never_twice() {
+        use crate::smtp::Stage;
+        let ok = Ok(Delivery::default());
+        let seen = [
+            Seen::Accepted,
+            Seen::Deferred("451 later".into()),
+            Seen::Refused("550 no".into()),
+        ];
+        assert_eq!(
+            settle(3, &seen, &ok),
+            [
+                Fate::Delivered,
+                Fate::Deferred,
+                Fate::Refused("550 no".into())
+            ]
+        );
+        // The reply to the end of data never came: whoever took RCPT may have it.
+        let dropped: Result<Delivery, Error> =
+            Err(Error::Driver(DriverError::Smtp(SmtpError::Closed {
+                stage: Stage::EndOfData,
+                maybe_delivered: true,
+            })));
+        assert_eq!(
+            settle(3, &seen, &dropped),
+            [
+                Fate::Unconfirmed,
+                Fate::Deferred,
+                Fate::Refused("550 no".into())
+            ]
+        );
+        assert_eq!(
+            settle(2, &[], &dropped),
+            [Fate::Unconfirmed, Fate::Unconfirmed]
+        );
+        // Dropped before the end of data: nothing was delivered, everyone waits.
+        let early: Result<Delivery, Error> =
+            Err(Error::Driver(DriverError::Smtp(SmtpError::Closed {
+                stage: Stage::Data,
+                maybe_delivered: false,
+            })));
+        assert_eq!(settle(2, &[], &early), [Fate::Deferred, Fate::Deferred]);
+        // A 5xx to the message itself fails it for everyone not already settled.
+        let refused: Result<Delivery, Error> = Err(Error::Delivery {
+            source: SmtpError::Rejected {
+                stage: Stage::MailFrom,
+                reply: Reply::new(554, None, vec!["no".into()]),
+            },
+            rejected: vec![],
+        });
+        assert!(matches!(settle(1, &[], &refused)[0], Fate::Refused(_)));
     }
 
     #[test]

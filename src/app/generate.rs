@@ -228,7 +228,7 @@ mod tests {
         ] {
             assert!(page.contains(section), "{section} missing");
         }
-        for arg in Cli::command().get_arguments() {
+        for arg in Cli::command().get_arguments().filter(|a| !a.is_hide_set()) {
             if let Some(long) = arg.get_long() {
                 // roff writes every hyphen of an option as \-.
                 let roffed = format!("\\-\\-{}", long.replace('-', "\\-"));

@@ -67,6 +67,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
                             recipients: vec![student],
                         },
                         quiz: quiz_json,
+                        kept: None,
                     },
                 ));
                 reports.push(None);
@@ -103,6 +104,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
                     recipients: teacher,
                 },
                 quiz: None,
+                kept: None,
             },
         ));
         reports.push(None);

@@ -3,12 +3,15 @@
 //! own file; composition (`compose`) and delivery (`delivery`) are what they share.
 mod compose;
 mod delivery;
+mod flush;
 mod generate;
 mod grade;
 mod mode;
 mod probe;
+mod queue;
 mod quiz_mode;
 mod send;
+mod sendmail;
 mod ui;
 
 use std::time::{Instant, SystemTime};
@@ -25,7 +28,20 @@ pub use ui::Ui;
 
 /// Entry point of the binary; returns the exit status.
 pub fn main() -> i32 {
-    let matches = match Cli::command().try_get_matches() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let sendmail = sendmail::invoked(&args);
+    let (argv, input) = if sendmail {
+        match sendmail::translate(&args, SystemTime::now()) {
+            Ok(done) => done,
+            Err(e) => {
+                error::print(&e.report());
+                return e.exit_code();
+            }
+        }
+    } else {
+        (args, None)
+    };
+    let matches = match Cli::command().try_get_matches_from(argv) {
         Ok(m) => m,
         Err(e) => {
             let code = match e.kind() {
@@ -52,7 +68,7 @@ pub fn main() -> i32 {
         verbose: cli.verbose,
     };
     let started = Instant::now();
-    let (mut report, code) = match run(&cli, &matches, ui) {
+    let (mut report, code) = match run(&cli, &matches, ui, input) {
         Ok(done) => done,
         Err(e) => {
             let error = e.report();
@@ -66,6 +82,12 @@ pub fn main() -> i32 {
         }
     };
     report.elapsed_ms = millis(started.elapsed());
+    // cli.md "sendmail mode": kept in the outbox for later is success, as sendmail queues.
+    let code = if sendmail && code == Class::Temporary.exit_code() && waits(&report) {
+        0
+    } else {
+        code
+    };
     if cli.json {
         println!("{}", report.to_json());
     }
@@ -95,6 +117,15 @@ fn usage_json(message: &str, code: i32) {
     println!("{}", report.to_json());
 }
 
+/// The message waits in the outbox itself (not in failed/ or unconfirmed/).
+fn waits(report: &Report) -> bool {
+    report.outbox_path.as_deref().is_some_and(|p| {
+        let p = std::path::Path::new(p);
+        !p.components()
+            .any(|c| c.as_os_str() == "failed" || c.as_os_str() == "unconfirmed")
+    })
+}
+
 /// Everything a mode needs, resolved once.
 pub struct Ctx<'a> {
     pub cli: &'a Cli,
@@ -102,10 +133,23 @@ pub struct Ctx<'a> {
     pub settings: Settings,
     pub signer: Option<Signer>,
     pub now: SystemTime,
+    /// The message for `--message -` when it was read (and completed) before the mode ran:
+    /// sendmail mode.
+    pub input: Option<Vec<u8>>,
 }
 
-fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), Error> {
+fn run(
+    cli: &Cli,
+    matches: &clap::ArgMatches,
+    ui: Ui,
+    input: Option<Vec<u8>>,
+) -> Result<(Report, i32), Error> {
     let mode = Mode::of(cli);
+    if mode == Mode::Sendmail && input.is_none() {
+        return Err(Error::Usage(
+            "--sendmail must be the first argument (the sendmail command line follows it)".into(),
+        ));
+    }
     mode.check_flags(cli, matches)?;
     // Before the config file is read: a broken config must not stop `--generate-man`.
     match mode {
@@ -130,6 +174,7 @@ fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), E
         settings,
         signer,
         now: SystemTime::now(),
+        input,
     };
     match mode {
         Mode::DnsRecord => {
@@ -140,8 +185,9 @@ fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), E
             Ok((Report::default(), 0))
         }
         Mode::Probe => probe::probe(&ctx),
+        Mode::Flush => flush::flush(&ctx),
         Mode::Grade => grade::grade(&ctx),
-        Mode::Send => send::send(&mut ctx),
+        Mode::Send | Mode::Sendmail => send::send(&mut ctx),
         Mode::Quiz => quiz_mode::quiz(&ctx),
         Mode::Man | Mode::Completions(_) => Err(Error::Internal(format!(
             "{} is handled before the configuration is read",

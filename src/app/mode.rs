@@ -23,6 +23,11 @@ pub enum Mode {
     Man,
     /// `--generate-completions SHELL`.
     Completions(clap_complete::Shell),
+    /// `--flush`: send what the outbox holds.
+    Flush,
+    /// The sendmail command line (`sendmail`, or `--sendmail` first), translated by
+    /// `app::sendmail` into send mode's `--message -`.
+    Sendmail,
 }
 
 /// The flags (clap ids) a mode cannot use.
@@ -39,6 +44,10 @@ impl Mode {
             Mode::Completions(shell)
         } else if cli.dkim_dns_record {
             Mode::DnsRecord
+        } else if cli.flush {
+            Mode::Flush
+        } else if cli.sendmail {
+            Mode::Sendmail
         } else if cli.probe {
             Mode::Probe
         } else if cli.roster.is_some() {
@@ -63,6 +72,8 @@ impl Mode {
             Mode::DnsRecord => "--dkim-dns-record",
             Mode::Man => "--generate-man",
             Mode::Completions(_) => "--generate-completions",
+            Mode::Flush => "--flush",
+            Mode::Sendmail => "sendmail mode",
         }
     }
 
@@ -108,6 +119,55 @@ impl Mode {
                 "dsn_notify",
                 "dsn_ret",
                 "envid",
+            ]),
+            // A kept message is sent as it was built: its content, its addressing and its
+            // signature are fixed; only the server settings and the outbox apply.
+            Mode::Flush => Refused::These(&[
+                "to",
+                "cc",
+                "bcc",
+                "from",
+                "envelope_from",
+                "subject",
+                "headers",
+                "body",
+                "body_file",
+                "html_file",
+                "attach",
+                "inline",
+                "message",
+                "read_recipients",
+                "quiz",
+                "answers",
+                "name",
+                "yes",
+                "roster",
+                "probe",
+                "dry_run",
+                "save",
+                "dkim_key",
+                "dkim_selector",
+                "dkim_domain",
+                "dkim_key_insecure",
+            ]),
+            // The message comes whole on standard input: no content or quiz flags.
+            Mode::Sendmail => Refused::These(&[
+                "cc",
+                "bcc",
+                "subject",
+                "headers",
+                "body",
+                "body_file",
+                "html_file",
+                "attach",
+                "inline",
+                "quiz",
+                "answers",
+                "name",
+                "roster",
+                "probe",
+                "dry_run",
+                "save",
             ]),
             // It only prints a record: the key, its names and the config are all it reads.
             Mode::DnsRecord => Refused::AllBut(&[
@@ -227,6 +287,7 @@ mod tests {
             check(&["q", "--generate-completions", "zsh"]).unwrap(),
             Mode::Completions(clap_complete::Shell::Zsh)
         );
+        assert_eq!(check(&["q", "--flush", "--due"]).unwrap(), Mode::Flush);
         let refused = [
             (
                 &["q", "--inline", "a.png"][..],
@@ -283,6 +344,10 @@ mod tests {
             (
                 &["q", "--generate-completions", "fish", "-q", "--body", "x"][..],
                 "--body, --quiet cannot be used with --generate-completions",
+            ),
+            (
+                &["q", "--flush", "--to", "a@x.test"][..],
+                "--target-email cannot be used with --flush",
             ),
             (
                 &["q", "--insecure", "--ca-file", "c.pem"][..],

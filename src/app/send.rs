@@ -101,7 +101,10 @@ pub fn send(ctx: &mut Ctx) -> Result<(Report, i32), Error> {
     let bcc = addresses("--bcc", &cli.bcc)?;
 
     if let Some(path) = &cli.message {
-        let raw = read_input(path, "the message")?;
+        let raw = match ctx.input.take() {
+            Some(raw) => raw,
+            None => read_input(path, "the message")?,
+        };
         let prepared =
             Prepared::parse(&raw, cli.read_recipients).map_err(|e| with_flag("--message", e))?;
         let mut recipients: Vec<Mailbox> = to.into_iter().chain(cc).chain(bcc).collect();

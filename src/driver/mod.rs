@@ -391,6 +391,9 @@ impl<S: Wire> Connection<S> {
         self.waiting_after = None;
         let stage = self.session.stage();
         let mut socket = body::Socket::new(&mut self.stream);
+        // A socket that fails inside the body fails before the end of the data (the final dot
+        // or the rest of the BDAT octets) was handed to it: nothing can have been delivered.
+        let mut cut_in_body = false;
         let result = (|| {
             let mut w = BufWriter::with_capacity(64 * 1024, &mut socket);
             for item in items {
@@ -398,7 +401,7 @@ impl<S: Wire> Connection<S> {
                     Output::Bytes(b) => w.write_all(&b).map_err(body::BodyError::Write)?,
                     Output::Body(framing) => {
                         let msg = body.ok_or(body::BodyError::NoMessage)?;
-                        body::write(&mut w, msg, framing)?;
+                        body::write(&mut w, msg, framing).inspect_err(|_| cut_in_body = true)?;
                     }
                 }
             }
@@ -408,7 +411,17 @@ impl<S: Wire> Connection<S> {
         match result {
             Ok(()) => Ok(()),
             Err(e) => Err(match e.into_driver_error(socket_failed) {
-                Ok(io) => self.transport_error(TransportError::from_io(stage.to_string(), io)),
+                Ok(io) => {
+                    let mut e =
+                        self.transport_error(TransportError::from_io(stage.to_string(), io));
+                    if let DriverError::Transport {
+                        maybe_delivered, ..
+                    } = &mut e
+                    {
+                        *maybe_delivered &= !cut_in_body;
+                    }
+                    e
+                }
                 Err(other) => {
                     // Part of a message went out without its end: drop the connection so the
                     // server discards it (RFC 5321 §3.3: only the end of data confirms).

@@ -28,6 +28,9 @@ struct Fake {
     skew: Duration,
     reads: usize,
     closed: bool,
+    /// Writes fail (a reset connection) once this many bytes were taken.
+    fail_writes_after: Option<usize>,
+    written: usize,
 }
 
 impl Fake {
@@ -41,6 +44,8 @@ impl Fake {
             skew: Duration::ZERO,
             reads: 0,
             closed: false,
+            fail_writes_after: None,
+            written: 0,
         }
     }
 
@@ -84,6 +89,13 @@ impl Read for Fake {
 impl Write for Fake {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         assert!(!self.closed, "write after close");
+        if self
+            .fail_writes_after
+            .is_some_and(|n| self.written + buf.len() > n)
+        {
+            return Err(io::ErrorKind::ConnectionReset.into());
+        }
+        self.written += buf.len();
         self.current.extend_from_slice(buf);
         Ok(buf.len())
     }
@@ -270,6 +282,25 @@ fn a_drop_after_the_bdat_body_may_have_delivered() {
         .send("a@x.test", &["b@x.test".into()], &message("x\r\n"), false)
         .unwrap_err();
     assert!(err.maybe_delivered(), "{err}");
+    assert!(conn.stream.closed);
+}
+
+#[test]
+fn a_drop_inside_the_body_cannot_have_delivered() {
+    let mut fake = Fake::new(vec![
+        s(&["220 mx.test"]),
+        s(&["250 mx.test"]),
+        s(&["250 ok"]),
+        s(&["250 ok"]),
+        s(&["354 go"]),
+    ]);
+    fake.fail_writes_after = Some(100_000);
+    let mut conn = start(fake, config(TlsMode::None, false)).unwrap();
+    let body = "0123456789abcdef\r\n".repeat(20_000);
+    let err = conn
+        .send("a@x.test", &["b@x.test".into()], &message(&body), false)
+        .unwrap_err();
+    assert!(!err.maybe_delivered(), "{err}");
     assert!(conn.stream.closed);
 }
 

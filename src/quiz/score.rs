@@ -72,7 +72,7 @@ pub(crate) fn tenths(part: usize, whole: usize) -> usize {
 
 /// Tenths of a percent as text without a trailing `.0`.
 pub(crate) fn percent_text(tenths: usize) -> String {
-    if tenths % 10 == 0 {
+    if tenths.is_multiple_of(10) {
         format!("{}", tenths / 10)
     } else {
         format!("{}.{}", tenths / 10, tenths % 10)

@@ -745,3 +745,157 @@ fn postfix_rejected_recipient_among_accepted() {
     let delivered = postfix_delivered(send.rcpt());
     assert_message(delivered.as_bytes(), &send, &j);
 }
+
+// ---- DSN (RFC 3461) and accounts ---------------------------------------------------------------
+
+/// Postfix offers DSN: the parameters it recorded come back in the success notification its
+/// bounce daemon writes to the envelope sender (RFC 3464): `Original-Envelope-Id` is our ENVID,
+/// `Original-Recipient` our ORCPT, the notification exists at all because of NOTIFY=SUCCESS,
+/// and RET=HDRS makes it return the headers only (`text/rfc822-headers`).
+#[test]
+#[ignore = "needs real servers: run scripts/test-all"]
+fn postfix_records_the_dsn_parameters() {
+    let mut send = Send::new("pf-dsn", port("POSTFIX_SUBMISSION"), "starttls", "plain");
+    send.verbose = true;
+    let id = unique("dsn-sender");
+    let sender = format!("{id}@example.test");
+    let envid = format!("env-{id}");
+    let mut args = send.args();
+    let from = args.iter().position(|a| a == "--from").expect("--from") + 1;
+    args[from] = sender.clone();
+    args.extend(
+        [
+            "--dsn-notify",
+            "success,failure",
+            "--dsn-ret",
+            "hdrs",
+            "--envid",
+            &envid,
+        ]
+        .map(String::from),
+    );
+    let run = quizmail(&args, Some(&password()));
+    run.assert_exit(0);
+    assert!(offered(&run.stderr, "DSN"), "{}", run.describe());
+    assert!(
+        !run.stderr.contains("does not offer DSN"),
+        "{}",
+        run.describe()
+    );
+    let rcpt = send.rcpt().to_owned();
+    // The message itself, and the notification to the sender.
+    postfix_delivered(&rcpt);
+    let dsn = postfix_delivered(&sender);
+    let ctx = format!("{}\n--- notification\n{dsn}", run.describe());
+    assert!(
+        dsn.contains(&format!("Original-Envelope-Id: {envid}")),
+        "{ctx}"
+    );
+    assert!(
+        dsn.contains(&format!("Original-Recipient: rfc822;{rcpt}")),
+        "{ctx}"
+    );
+    assert!(dsn.contains("Action: delivered"), "{ctx}");
+    assert!(dsn.contains("text/rfc822-headers"), "{ctx}");
+    assert!(
+        !dsn.contains(send.body.lines().next().unwrap_or("-")),
+        "{ctx}"
+    );
+}
+
+/// aiosmtpd does not offer DSN: it records the MAIL and RCPT parameters it got, and there are
+/// none of RFC 3461's; the run says so once on stderr.
+#[test]
+#[ignore = "needs real servers: run scripts/test-all"]
+fn aiosmtpd_without_dsn_gets_the_message_without_parameters() {
+    let send = Send::new("aio-dsn", port("STARTTLS"), "starttls", "plain");
+    let mut args = send.args();
+    args.extend(
+        [
+            "--dsn-notify",
+            "failure",
+            "--dsn-ret",
+            "full",
+            "--envid",
+            "e1",
+        ]
+        .map(String::from),
+    );
+    let run = quizmail(&args, Some(&password()));
+    run.assert_exit(0);
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("does not offer DSN"))
+        .collect();
+    assert_eq!(
+        warnings,
+        ["quizmail: warning: the server does not offer DSN: sending without --dsn-notify, --dsn-ret, --envid"],
+        "{}",
+        run.describe()
+    );
+    let msgs = stored(&store("STARTTLS"), send.rcpt());
+    assert_eq!(msgs.len(), 1, "{}", run.describe());
+    let meta = &msgs[0].0;
+    let params: Vec<String> = ["mail_options", "rcpt_options"]
+        .iter()
+        .flat_map(|k| meta[k].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_str().map(str::to_ascii_uppercase))
+        .collect();
+    for p in &params {
+        assert!(
+            !["NOTIFY=", "ORCPT=", "RET=", "ENVID="]
+                .iter()
+                .any(|k| p.starts_with(k)),
+            "server recorded {p}: {meta}"
+        );
+    }
+}
+
+/// Two accounts: the default one would log in as a user the server does not know; --from
+/// matches the other's `*@example.test`, and the server records its user and our envelope.
+#[test]
+#[ignore = "needs real servers: run scripts/test-all"]
+fn aiosmtpd_sees_the_account_that_matches_from() {
+    let id = unique("acct");
+    let rcpt = format!("{id}@example.test");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.toml");
+    let server = format!("127.0.0.1:{}", port("STARTTLS"));
+    std::fs::write(
+        &config,
+        format!(
+            "tls = \"starttls\"\nca_file = {ca:?}\nauth = \"plain\"\ntimeout = 10\nretries = 0\n\
+             default_account = \"other\"\n\n\
+             [accounts.other]\nserver = {server:?}\nuser = \"stranger@other.test\"\nfrom = \"me@other.test\"\n\n\
+             [accounts.quiz]\nserver = {server:?}\nuser = {user:?}\nfrom = \"*@example.test\"\n",
+            ca = ca_file(),
+            user = user(),
+        ),
+    )
+    .expect("write config");
+    let args: Vec<String> = [
+        "--config",
+        config.to_str().expect("UTF-8 path"),
+        "--from",
+        SENDER,
+        "--to",
+        &rcpt,
+        "--subject",
+        "accounts",
+        "--body",
+        "hello",
+        "--ehlo",
+        &format!("{id}.client.example.test"),
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec();
+    let run = quizmail(&args, Some(&password()));
+    run.assert_exit(0);
+    let msgs = stored(&store("STARTTLS"), &rcpt);
+    assert_eq!(msgs.len(), 1, "{}", run.describe());
+    let meta = &msgs[0].0;
+    assert_eq!(meta["auth_user"], user(), "{meta}");
+    assert_eq!(meta["mail_from"], SENDER, "{meta}");
+}

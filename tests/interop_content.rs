@@ -849,3 +849,155 @@ fn aiosmtpd_dkim_message_file_signs_for_its_own_from_domain() {
     let (results, log) = verify(&cases, qname, &record);
     assert_eq!(results, [true, false], "{log}\n--- stored copy\n{shown}");
 }
+
+// ---- --markdown-file, --attach patterns, threading and priority ---------------------------------
+
+const MARKDOWN: &str = "# Nightly build\n\n| job | result | time |\n|:--|:-:|--:|\n\
+                        | build | ~~failed~~ passed | 3m |\n| test | passed | 12m |\n\n\
+                        Raw HTML is shown, not run: <script>alert(1)</script>\n\n\
+                        ![chart](cid:chart.png)\n";
+
+/// A CI notification as the README shows it: a Markdown body with a table, strikethrough and an
+/// inline image, `--attach DIR/*.pdf`, In-Reply-To, References and a priority. The stored copy
+/// is read with mail-parser: the text part is the source, the HTML part the styled rendering
+/// (no `<style>`, no live `<script>`), the PDFs in sorted order, the header fields exact.
+fn markdown_notification(server: Server, tag: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let md = dir.path().join("report.md");
+    std::fs::write(&md, MARKDOWN).expect("write markdown");
+    let png_path = dir.path().join(PNG_NAME);
+    std::fs::write(&png_path, png()).expect("write png");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).expect("out dir");
+    let first = pdf();
+    let mut second = pdf();
+    second.extend_from_slice(b"% second\n");
+    std::fs::write(out.join("b-tests.pdf"), &second).expect("write pdf");
+    std::fs::write(out.join("a-build.pdf"), &first).expect("write pdf");
+    std::fs::write(out.join("notes.txt"), b"not a match").expect("write txt");
+
+    let rcpt = format!("{}@example.test", unique(tag));
+    let parent = format!("<{}@ci.example.test>", unique("run"));
+    let root = format!("<{}@ci.example.test>", unique("root"));
+    let mut args = server.args();
+    args.extend(strings(&[
+        "--from",
+        SENDER,
+        "--to",
+        &rcpt,
+        "--subject",
+        "Nightly build passed",
+        "--markdown-file",
+        &path_arg(&md),
+        "--inline",
+        &path_arg(&png_path),
+        "--attach",
+        &format!("{}/*.pdf", path_arg(&out)),
+        "--reply-to",
+        "Ops Team <ops@example.test>",
+        "--in-reply-to",
+        parent.trim_matches(['<', '>']),
+        "--references",
+        &format!("{root} {parent}"),
+        "--priority",
+        "high",
+    ]));
+    let run = quizmail(&args);
+    assert_ok(&run);
+
+    let raw = server.fetch(&rcpt);
+    assert_wire_rules(&raw);
+    let shown = String::from_utf8_lossy(&raw);
+    let msg = MessageParser::default()
+        .parse(&raw)
+        .unwrap_or_else(|| panic!("stored message does not parse:\n{shown}"));
+
+    // Header fields, exactly.
+    let ids = |v: &mail_parser::HeaderValue| -> Vec<String> {
+        v.as_text_list()
+            .unwrap_or_default()
+            .iter()
+            .map(|s| format!("<{s}>"))
+            .collect()
+    };
+    assert_eq!(ids(msg.in_reply_to()), [parent.clone()], "{shown}");
+    assert_eq!(
+        ids(msg.references()),
+        [root.clone(), parent.clone()],
+        "{shown}"
+    );
+    let raw_field = |name: &str| msg.header_raw(name).map(|v| v.trim().to_string());
+    assert_eq!(raw_field("X-Priority").as_deref(), Some("1"), "{shown}");
+    assert_eq!(raw_field("Importance").as_deref(), Some("high"), "{shown}");
+    assert_eq!(
+        raw_field("Reply-To").as_deref(),
+        Some("Ops Team <ops@example.test>"),
+        "{shown}"
+    );
+    let reply_to = msg.reply_to().and_then(|a| a.first()).expect("Reply-To");
+    assert_eq!(reply_to.address(), Some("ops@example.test"));
+
+    // The text alternative is the Markdown source as given.
+    assert_eq!(msg.text_body_count(), 1, "{shown}");
+    assert_eq!(msg.html_body_count(), 1, "{shown}");
+    let text = msg.body_text(0).expect("a text body");
+    assert_eq!(lf(&text), MARKDOWN, "text body differs\n{shown}");
+
+    // The HTML alternative: the rendered table, styled inline, and nothing a webmail strips.
+    let html = msg.body_html(0).expect("an HTML body");
+    for want in [
+        "<table style=\"border-collapse: collapse;",
+        "<th style=\"border: 1px solid #d0d7de; padding: 6px 13px; font-weight: bold; \
+         background-color: #f6f8fa; text-align: left\">job</th>",
+        "<th style=\"border: 1px solid #d0d7de; padding: 6px 13px; font-weight: bold; \
+         background-color: #f6f8fa; text-align: center\">result</th>",
+        "<td style=\"border: 1px solid #d0d7de; padding: 6px 13px; text-align: center\">\
+         <del>failed</del> passed</td>",
+        "<td style=\"border: 1px solid #d0d7de; padding: 6px 13px; text-align: right\">12m</td>",
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+        "<img src=\"cid:chart.png\" alt=\"chart\"",
+    ] {
+        assert!(html.contains(want), "HTML lacks {want:?}\n{html}");
+    }
+    let lower = html.to_ascii_lowercase();
+    assert!(
+        !lower.contains("<style") && !lower.contains("class="),
+        "{html}"
+    );
+    assert!(!lower.contains("<script"), "{html}");
+
+    // The inline image, then the PDFs in sorted order; notes.txt did not match.
+    let image = msg
+        .parts
+        .iter()
+        .find(|p| p.is_content_type("image", "png"))
+        .unwrap_or_else(|| panic!("no image/png part\n{shown}"));
+    assert_eq!(image.contents(), png().as_slice());
+    assert_eq!(image.content_id(), Some(PNG_NAME), "{shown}");
+    let pdfs: Vec<(&str, &[u8])> = msg
+        .attachments()
+        .filter(|p| p.is_content_type("application", "pdf"))
+        .map(|p| (p.attachment_name().unwrap_or_default(), p.contents()))
+        .collect();
+    assert_eq!(
+        pdfs,
+        [
+            ("a-build.pdf", first.as_slice()),
+            ("b-tests.pdf", second.as_slice())
+        ],
+        "{shown}"
+    );
+    assert!(!shown.contains("notes.txt"), "{shown}");
+}
+
+#[test]
+#[ignore = "needs real servers: run scripts/test-all"]
+fn aiosmtpd_markdown_glob_attachments_thread_and_priority() {
+    markdown_notification(Server::Aiosmtpd, "ct-md");
+}
+
+#[test]
+#[ignore = "needs real servers: run scripts/test-all"]
+fn postfix_markdown_glob_attachments_thread_and_priority() {
+    markdown_notification(Server::Postfix, "ct-pf-md");
+}

@@ -61,6 +61,23 @@ fn help_groups_the_flags_under_the_contract_headings() {
     assert_eq!(under("--generate-man"), "Output:");
 }
 
+/// docs/MANUAL.md is the complete reference: a new flag must be documented there too.
+#[test]
+fn the_manual_names_every_flag() {
+    let manual = include_str!("../docs/MANUAL.md");
+    let command = <quizmail::cli::Cli as clap::CommandFactory>::command();
+    let missing: Vec<String> = command
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .map(|long| format!("--{long}"))
+        .filter(|flag| !manual.contains(&format!("`{flag}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "flags in --help but not in docs/MANUAL.md: {missing:?}"
+    );
+}
+
 #[test]
 fn generate_modes_print_only_their_text_and_refuse_other_flags() {
     let out = quizmail(&["--generate-man"]);

@@ -920,7 +920,11 @@ fn markdown_notification(server: Server, tag: &str) {
             .map(|s| format!("<{s}>"))
             .collect()
     };
-    assert_eq!(ids(msg.in_reply_to()), [parent.clone()], "{shown}");
+    assert_eq!(
+        ids(msg.in_reply_to()),
+        std::slice::from_ref(&parent),
+        "{shown}"
+    );
     assert_eq!(
         ids(msg.references()),
         [root.clone(), parent.clone()],

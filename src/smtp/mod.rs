@@ -59,6 +59,8 @@ pub enum SmtpError {
     UnexpectedReply { stage: Stage, reply: Reply },
     #[error("reply received during {stage} before the command it answers was sent: {reply}")]
     UnsolicitedReply { stage: Stage, reply: Reply },
+    #[error("the server began a reply during {stage} before the command it answers was sent")]
+    EarlyReply { stage: Stage },
     #[error("data sent after 220 to STARTTLS ({buffered} octets): possible command injection")]
     StartTlsInjection { buffered: usize },
     #[error("server closing the connection during {stage}: {reply}")]
@@ -106,6 +108,7 @@ impl SmtpError {
             Malformed { .. }
             | UnexpectedReply { .. }
             | UnsolicitedReply { .. }
+            | EarlyReply { .. }
             | StartTlsInjection { .. }
             | BadChallenge(_)
             | Misuse(_) => ErrorClass::Protocol,

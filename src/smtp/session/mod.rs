@@ -432,6 +432,12 @@ impl Session {
             self.handle(expect, reply, input.len() + self.parser.buffered())?;
             self.queue.release();
         }
+        // The start of a reply already waiting while the command it would answer is not yet
+        // written: the server is talking early, as a whole reply there would be (above).
+        if !self.is_finished() && self.queue.has_output() && self.parser.buffered() > 0 {
+            let stage = self.stage();
+            return self.fail_hard(stage, SmtpError::EarlyReply { stage });
+        }
         Ok(())
     }
 

@@ -1295,6 +1295,23 @@ fn early_talker_and_unsolicited_replies() {
 }
 
 #[test]
+fn the_start_of_a_reply_before_its_command_is_an_early_reply() {
+    // Found by the session fuzz target: a whole early reply was refused, but its unfinished
+    // start stayed in the parser and later answered the command written after it.
+    let mut d = run_with(config(TlsMode::None), vec![], "S: 220 mx\nR: 25", false);
+    assert!(
+        matches!(error(&d), SmtpError::EarlyReply { stage: Stage::Ehlo }),
+        "{:?}",
+        d.errors
+    );
+    assert_eq!(error(&d).class(), ErrorClass::Protocol);
+    assert!(
+        d.session.poll_output().is_none(),
+        "nothing is written after it"
+    );
+}
+
+#[test]
 fn refused_rset_does_not_stop_the_next_message() {
     let script = CHUNKING_EHLO.to_string()
         + "

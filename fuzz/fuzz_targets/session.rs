@@ -12,8 +12,8 @@
 //!   with an error; `data_in_flight()` only after the message's body was handed out;
 //! - the transcript holds no control character but TAB, and no client line holds the password.
 //!
-//! Input: 4 config bytes, then the server's bytes. NUL separates reads (a NUL never reaches the
-//! session; the reply parser refuses control characters anyway; NULs in a row make no empty
+//! Input: 4 config bytes, then the server's bytes. NUL separates reads (so no NUL reaches the
+//! session: the `reply_parser` target covers control characters; NULs in a row make no empty
 //! read); the end of input is EOF.
 //! - byte 0: bits 0-1 TLS (0 none, 1 and 3 STARTTLS, 2 implicit); bits 2-4 credentials (1 auto,
 //!   2 PLAIN, 3 LOGIN, 4 CRAM-MD5, else none); bit 5 probe; bit 6 transcript; bit 7 feed every
@@ -169,6 +169,11 @@ impl Driver {
                     "a message got no report"
                 );
                 assert!(self.session.poll_output().is_none());
+                // Closed stays closed: later bytes are ignored.
+                assert!(self.session.receive(b"250 ok\r\n").is_ok());
+                assert!(
+                    self.session.poll_output().is_none() && self.session.poll_event().is_none()
+                );
                 return;
             }
             assert!(
@@ -363,6 +368,11 @@ impl Driver {
             self.event(event).expect("a report");
         }
         assert!(self.reported <= self.submitted.len());
+        // A finished session stays finished: more server bytes change nothing.
+        assert!(self.session.receive(b"250 ok\r\n").is_err());
+        assert!(self.session.connection_closed().is_ok());
+        assert!(self.session.poll_output().is_none() && self.session.poll_event().is_none());
+        assert!(self.session.is_finished() && !self.session.wants_read());
         let _ = self.session.stage();
         self.transcript();
     }

@@ -370,7 +370,8 @@ impl Driver {
         assert!(self.reported <= self.submitted.len());
         // A finished session stays finished: more server bytes change nothing.
         assert!(self.session.receive(b"250 ok\r\n").is_err());
-        assert!(self.session.connection_closed().is_ok());
+        // ... and every later call answers with the same sticky error.
+        assert!(self.session.connection_closed().is_err());
         assert!(self.session.poll_output().is_none() && self.session.poll_event().is_none());
         assert!(self.session.is_finished() && !self.session.wants_read());
         let _ = self.session.stage();

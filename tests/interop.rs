@@ -6,7 +6,7 @@
 //! missing variable makes a test fail, never pass. Each test is independent: it uses its own
 //! recipient address and EHLO name, and finds its message and AUTH attempts by them.
 //!
-//! Only documented flags (`/work/shared/spec/cli.md`) are used; the binary runs with a cleared
+//! Only documented flags (docs/MANUAL.md) are used; the binary runs with a cleared
 //! environment (no SMTP_* leaking in, no config file) and a hard wall-clock bound.
 
 use std::path::{Path, PathBuf};

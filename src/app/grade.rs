@@ -139,8 +139,8 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
     ));
     if transport == Transport::Outbox {
         ctx.ui.say(&format!(
-            "No server is configured. Send them later with: quizmail --message FILE \
-             --read-recipients --server HOST[:PORT] (files in {})",
+            "No server is configured: they are kept in {}; send them with: quizmail --flush \
+             --server HOST[:PORT]",
             ctx.settings.outbox.display()
         ));
     }

@@ -69,6 +69,17 @@ pub enum AuthArg {
     Login,
     #[value(name = "cram-md5")]
     CramMd5,
+    /// OAuth2 bearer token, Google's and Microsoft's format; the password sources give the token
+    Xoauth2,
+    /// OAuth2 bearer token, RFC 7628; the password sources give the token
+    Oauthbearer,
+}
+
+impl AuthArg {
+    /// Whether the password sources supply an OAuth2 access token (msmtp's convention).
+    pub fn takes_token(self) -> bool {
+        matches!(self, AuthArg::Xoauth2 | AuthArg::Oauthbearer)
+    }
 }
 
 #[derive(Parser, Debug, Default)]
@@ -176,7 +187,7 @@ pub struct Cli {
     /// Run CMD (with sh -c) and use the first line of its output as the password
     #[arg(long = "password-command", value_name = "CMD")]
     pub password_command: Option<String>,
-    /// SASL mechanism: auto, plain, login or cram-md5
+    /// SASL mechanism: auto, plain, login, cram-md5, xoauth2 or oauthbearer
     #[arg(long, env = "SMTP_AUTH", value_enum, value_name = "MECH")]
     pub auth: Option<AuthArg>,
     /// Name to give in EHLO
@@ -307,5 +318,14 @@ mod tests {
             Cli::try_parse_from(["quizmail", "--tls", "implicit", "--auth", "cram-md5"]).unwrap();
         assert_eq!(cli.tls, Some(TlsMode::Implicit));
         assert_eq!(cli.auth, Some(AuthArg::CramMd5));
+        for (name, arg) in [
+            ("xoauth2", AuthArg::Xoauth2),
+            ("oauthbearer", AuthArg::Oauthbearer),
+        ] {
+            let cli = Cli::try_parse_from(["quizmail", "--auth", name]).unwrap();
+            assert_eq!(cli.auth, Some(arg));
+            assert!(arg.takes_token());
+        }
+        assert!(!AuthArg::Plain.takes_token());
     }
 }

@@ -407,6 +407,7 @@ mod tests {
                 SmtpError::AuthFailed {
                     mechanism: Mechanism::Plain,
                     reply: reply(535),
+                    oauth: None,
                 }
                 .into(),
                 77,
@@ -430,6 +431,7 @@ mod tests {
                 SmtpError::NoUsableMechanism {
                     offered: vec![],
                     tls: false,
+                    kind: crate::smtp::SecretKind::Password,
                 }
                 .into(),
                 78,
@@ -475,6 +477,7 @@ mod tests {
         let permanent = Error::from(SmtpError::AuthFailed {
             mechanism: Mechanism::Plain,
             reply: reply(535),
+            oauth: None,
         });
         assert!(!permanent.is_retryable());
         let partly = Error::PartlyRefused {

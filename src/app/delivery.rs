@@ -18,7 +18,7 @@ use crate::quiz::Progress;
 use crate::report::{ErrorReport, Rejected, ReplyReport, Report, TlsReport, Transport};
 use crate::smtp::{
     AuthChoice, Capabilities, Credentials, Mechanism, MessageReport, RecipientStatus, Reply,
-    ReplyClass, Secret,
+    ReplyClass, Secret, SecretKind,
 };
 use crate::transport::{Stream, TlsPolicy};
 
@@ -192,17 +192,32 @@ impl Smtp {
     }
 }
 
-/// Reads the password (or prompts) and names the mechanism rule of `--auth`.
+/// Reads the password (or prompts) and names the mechanism rule of `--auth`. With
+/// `--auth xoauth2|oauthbearer` the password sources supply the OAuth2 access token instead
+/// (cli.md "OAuth2", msmtp's `passwordeval` convention), so `auto` and the named token
+/// mechanisms are told that the secret is a bearer token.
 fn credentials(settings: &ServerSettings, user: &str) -> Result<Credentials, Error> {
     let password = config::read_password(&settings.password, user)?;
+    let kind = if settings.auth.takes_token() {
+        SecretKind::BearerToken
+    } else {
+        SecretKind::Password
+    };
     Ok(Credentials {
         user: user.to_owned(),
-        password: Secret::new(password.into_bytes()),
+        // An access token printed by a command may end in spaces; they are never part of it.
+        password: match kind {
+            SecretKind::BearerToken => Secret::new(password.trim().as_bytes()),
+            SecretKind::Password => Secret::new(password.into_bytes()),
+        },
+        kind,
         choice: match settings.auth {
             AuthArg::Auto => AuthChoice::Auto,
             AuthArg::Plain => AuthChoice::Named(Mechanism::Plain),
             AuthArg::Login => AuthChoice::Named(Mechanism::Login),
             AuthArg::CramMd5 => AuthChoice::Named(Mechanism::CramMd5),
+            AuthArg::Xoauth2 => AuthChoice::Named(Mechanism::XOAuth2),
+            AuthArg::Oauthbearer => AuthChoice::Named(Mechanism::OAuthBearer),
         },
     })
 }

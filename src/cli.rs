@@ -159,6 +159,10 @@ pub struct Cli {
     /// SMTP server HOST[:PORT]
     #[arg(long, env = "SMTP_SERVER", value_name = "HOST[:PORT]")]
     pub server: Option<String>,
+    /// Preset server, port, TLS mode and OAuth2 endpoints: gmail, outlook, office365, yahoo,
+    /// aol, icloud, fastmail, mailtrap; `list` prints them
+    #[arg(long, env = "SMTP_PROVIDER", value_name = "NAME", value_parser = crate::provider::parse_arg)]
+    pub provider: Option<String>,
     /// Port; default 465 with --tls implicit, else 587
     #[arg(long, env = "SMTP_PORT", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,

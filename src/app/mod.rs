@@ -106,6 +106,10 @@ pub struct Ctx<'a> {
 fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), Error> {
     let mode = Mode::of(cli);
     mode.check_flags(cli, matches)?;
+    if mode == Mode::ProviderList {
+        print!("{}", crate::provider::table());
+        return Ok((Report::default(), 0));
+    }
     let file = FileConfig::load(cli.config.as_deref())?;
     let settings = Settings::resolve(cli, matches, file)?;
     if settings.server.as_ref().is_some_and(|s| s.insecure) {
@@ -134,6 +138,7 @@ fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), E
         Mode::Grade => grade::grade(&ctx),
         Mode::Send => send::send(&mut ctx),
         Mode::Quiz => quiz_mode::quiz(&ctx),
+        Mode::ProviderList => Err(Error::Internal("--provider list reached dispatch".into())),
     }
 }
 

@@ -19,6 +19,8 @@ pub enum Mode {
     Grade,
     /// `--dkim-dns-record`.
     DnsRecord,
+    /// `--provider list`: prints the presets.
+    ProviderList,
 }
 
 /// The flags (clap ids) a mode cannot use.
@@ -29,7 +31,9 @@ enum Refused {
 
 impl Mode {
     pub fn of(cli: &Cli) -> Mode {
-        if cli.dkim_dns_record {
+        if cli.provider.as_deref() == Some(crate::provider::LIST) {
+            Mode::ProviderList
+        } else if cli.dkim_dns_record {
             Mode::DnsRecord
         } else if cli.probe {
             Mode::Probe
@@ -50,6 +54,7 @@ impl Mode {
             Mode::Probe => "--probe",
             Mode::Grade => "grade mode (--roster)",
             Mode::DnsRecord => "--dkim-dns-record",
+            Mode::ProviderList => "--provider list",
         }
     }
 
@@ -91,6 +96,8 @@ impl Mode {
                 "quiet",
                 "verbose",
             ]),
+            // It only prints the table.
+            Mode::ProviderList => Refused::AllBut(&["provider", "config", "quiet", "verbose"]),
         }
     }
 
@@ -162,6 +169,11 @@ mod tests {
             Mode::Grade
         );
         assert_eq!(check(&["q", "--dkim-dns-record"]).unwrap(), Mode::DnsRecord);
+        assert_eq!(
+            check(&["q", "--provider", "list"]).unwrap(),
+            Mode::ProviderList
+        );
+        assert_eq!(check(&["q", "--provider", "gmail"]).unwrap(), Mode::Quiz);
         let refused = [
             (
                 &["q", "--inline", "a.png"][..],
@@ -182,6 +194,10 @@ mod tests {
             (
                 &["q", "--dkim-dns-record", "--to", "a@x.test"][..],
                 "--target-email cannot be used with --dkim-dns-record",
+            ),
+            (
+                &["q", "--provider", "list", "--body", "x"][..],
+                "--body cannot be used with --provider list",
             ),
             (
                 &["q", "--insecure", "--ca-file", "c.pem"][..],

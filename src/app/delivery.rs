@@ -433,7 +433,7 @@ pub fn deliver_one(
             if let Error::Delivery { rejected, .. } = &e {
                 report.rejected = rejected.clone();
             }
-            let error = e.report();
+            let error = e.report(&ctx.hints());
             error::print(&error);
             report.error = Some(error);
             Ok((report, e.exit_code()))
@@ -463,7 +463,7 @@ pub fn delivered(mut report: Report, d: Delivery) -> (Report, i32) {
             of: report.rejected.len() + report.accepted.len(),
             transient: d.rejections_transient,
         };
-        report.error = Some(e.report());
+        report.error = Some(e.report(&error::hint::Context::default()));
         (report, e.exit_code())
     }
 }
@@ -552,7 +552,7 @@ pub fn deliver_batch(
             Err(e) => {
                 Ui::warn_always(&format!("{}: {e}", job.label));
                 if connecting {
-                    let mut later = e.report();
+                    let mut later = e.report(&ctx.hints());
                     later.message = format!("not tried, the connection failed: {}", later.message);
                     unreachable = Some(later);
                 }
@@ -562,7 +562,7 @@ pub fn deliver_batch(
                 };
                 Report {
                     rejected,
-                    error: Some(e.report()),
+                    error: Some(e.report(&ctx.hints())),
                     ..base
                 }
             }

@@ -51,10 +51,12 @@ pub fn main() -> i32 {
         verbose: cli.verbose,
     };
     let started = Instant::now();
-    let (mut report, code) = match run(&cli, &matches, ui) {
+    // What the hints need to know of the run; filled once the settings are resolved.
+    let mut hints = error::hint::Context::default();
+    let (mut report, code) = match run(&cli, &matches, ui, &mut hints) {
         Ok(done) => done,
         Err(e) => {
-            let error = e.report();
+            let error = e.report(&hints);
             error::print(&error);
             let code = error.exit_code;
             let report = Report {
@@ -103,7 +105,12 @@ pub struct Ctx<'a> {
     pub now: SystemTime,
 }
 
-fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), Error> {
+fn run(
+    cli: &Cli,
+    matches: &clap::ArgMatches,
+    ui: Ui,
+    hints: &mut error::hint::Context,
+) -> Result<(Report, i32), Error> {
     let mode = Mode::of(cli);
     mode.check_flags(cli, matches)?;
     if mode == Mode::ProviderList {
@@ -112,6 +119,7 @@ fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), E
     }
     let file = FileConfig::load(cli.config.as_deref())?;
     let settings = Settings::resolve(cli, matches, file)?;
+    *hints = error::hint::Context::of(settings.server.as_ref());
     if settings.server.as_ref().is_some_and(|s| s.insecure) {
         Ui::warn_always(
             "--insecure: the server's certificate is NOT verified; anyone on the path can read \
@@ -139,6 +147,13 @@ fn run(cli: &Cli, matches: &clap::ArgMatches, ui: Ui) -> Result<(Report, i32), E
         Mode::Send => send::send(&mut ctx),
         Mode::Quiz => quiz_mode::quiz(&ctx),
         Mode::ProviderList => Err(Error::Internal("--provider list reached dispatch".into())),
+    }
+}
+
+impl Ctx<'_> {
+    /// What the hints of cli.md "Diagnostics" need to know of this run.
+    pub fn hints(&self) -> error::hint::Context {
+        error::hint::Context::of(self.settings.server.as_ref())
     }
 }
 

@@ -11,7 +11,7 @@ pub fn probe(ctx: &Ctx) -> Result<(Report, i32), Error> {
     })?;
     let failed = |e: Error| {
         // The report names the server that failed, as a failed send does.
-        let error = e.report();
+        let error = e.report(&ctx.hints());
         error::print(&error);
         let code = error.exit_code;
         let report = Report {

@@ -116,8 +116,9 @@ pub fn hint(e: &Error, ctx: &Context) -> Option<String> {
     }
     if !ctx.token && ctx.is_gmail() && any(&|s| s.is(535, "5.7.8")) {
         return Some(format!(
-            "Gmail refused the password: check it, and give an app password ({APP_PASSWORD}), \
-             not the account password; or use OAuth2 (--oauth2-login)"
+            "Gmail says: wrong password or app password; with 2-step verification Gmail takes \
+             an app password ({APP_PASSWORD}), not the account password, or use OAuth2 \
+             (--oauth2-login)"
         ));
     }
     // Before the relay rule: "550 5.7.1 ... send as" is about From, not about logging in.

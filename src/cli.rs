@@ -117,6 +117,17 @@ pub enum AuthArg {
     Login,
     #[value(name = "cram-md5")]
     CramMd5,
+    /// OAuth2 bearer token, Google's and Microsoft's format; the password sources give the token
+    Xoauth2,
+    /// OAuth2 bearer token, RFC 7628; the password sources give the token
+    Oauthbearer,
+}
+
+impl AuthArg {
+    /// Whether the password sources supply an OAuth2 access token (msmtp's convention).
+    pub fn takes_token(self) -> bool {
+        matches!(self, AuthArg::Xoauth2 | AuthArg::Oauthbearer)
+    }
 }
 
 #[derive(Parser, Debug, Default)]
@@ -225,6 +236,10 @@ pub struct Cli {
     /// SMTP server HOST[:PORT]
     #[arg(long, env = "SMTP_SERVER", value_name = "HOST[:PORT]")]
     pub server: Option<String>,
+    /// Preset server, port, TLS mode and OAuth2 endpoints: gmail, outlook, office365, yahoo,
+    /// aol, icloud, fastmail, mailtrap; `list` prints them
+    #[arg(long, env = "SMTP_PROVIDER", value_name = "NAME", value_parser = crate::provider::parse_arg)]
+    pub provider: Option<String>,
     /// Port; default 465 with --tls implicit, else 587
     #[arg(long, env = "SMTP_PORT", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
@@ -256,7 +271,7 @@ pub struct Cli {
     #[arg(help_heading = AUTH_HEADING)]
     #[arg(long = "password-command", value_name = "CMD")]
     pub password_command: Option<String>,
-    /// SASL mechanism: auto, plain, login or cram-md5
+    /// SASL mechanism: auto, plain, login, cram-md5, xoauth2 or oauthbearer
     #[arg(help_heading = AUTH_HEADING)]
     #[arg(long, env = "SMTP_AUTH", value_enum, value_name = "MECH")]
     pub auth: Option<AuthArg>,
@@ -469,5 +484,14 @@ mod tests {
             Cli::try_parse_from(["quizmail", "--tls", "implicit", "--auth", "cram-md5"]).unwrap();
         assert_eq!(cli.tls, Some(TlsMode::Implicit));
         assert_eq!(cli.auth, Some(AuthArg::CramMd5));
+        for (name, arg) in [
+            ("xoauth2", AuthArg::Xoauth2),
+            ("oauthbearer", AuthArg::Oauthbearer),
+        ] {
+            let cli = Cli::try_parse_from(["quizmail", "--auth", name]).unwrap();
+            assert_eq!(cli.auth, Some(arg));
+            assert!(arg.takes_token());
+        }
+        assert!(!AuthArg::Plain.takes_token());
     }
 }

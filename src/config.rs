@@ -15,6 +15,7 @@ use clap::ArgMatches;
 use serde::Deserialize;
 
 use crate::cli::{AuthArg, Cli, TlsMode, MAX_TIMEOUT_SECS};
+use crate::provider::{self, Provider};
 
 /// Errors of this layer: all are configuration problems (exit 78) except where noted.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,7 @@ pub enum ConfigError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    pub provider: Option<String>,
     pub server: Option<String>,
     pub port: Option<u16>,
     pub tls: Option<TlsMode>,
@@ -277,6 +279,7 @@ impl FileConfig {
             outbox,
             aliases,
             maildomain,
+            provider,
             default_account: _,
             accounts: _,
             origin: _,
@@ -304,6 +307,7 @@ impl FileConfig {
             outbox: outbox.or(self.outbox),
             aliases: aliases.or(self.aliases),
             maildomain: maildomain.or(self.maildomain),
+            provider: provider.or(self.provider),
             default_account: self.default_account,
             accounts: BTreeMap::new(),
             origin: self.origin,
@@ -405,6 +409,8 @@ pub struct ServerSettings {
     pub ehlo: Option<String>,
     pub timeout: Duration,
     pub retries: u32,
+    /// `--provider`: its server, port and TLS mode were the defaults of these settings.
+    pub provider: Option<&'static Provider>,
 }
 
 impl ServerSettings {
@@ -443,10 +449,23 @@ impl Settings {
     /// environment) with the config file.
     pub fn resolve(cli: &Cli, m: &ArgMatches, file: FileConfig) -> Result<Settings, ConfigError> {
         let file = file.with_account(cli.account.as_deref(), cli.from.as_deref())?;
-        let server = match (&cli.server, &file.server) {
-            (Some(s), _) => Some((s.clone(), rank(m, "server"))),
-            (None, Some(s)) => Some((s.clone(), 1)),
-            (None, None) => None,
+        // clap checked the flag's and SMTP_PROVIDER's value; the file's is checked here.
+        let preset = match cli.provider.as_deref().or(file.provider.as_deref()) {
+            None => None,
+            Some(name) => Some(provider::find(name).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "unknown provider {name:?}: expected one of {}",
+                    provider::names()
+                ))
+            })?),
+        };
+        // A preset's server is a default: below the config file's key (cli.md "a preset ...
+        // each overridden by its own flag").
+        let server = match (&cli.server, &file.server, preset) {
+            (Some(s), _, _) => Some((s.clone(), rank(m, "server"))),
+            (None, Some(s), _) => Some((s.clone(), 1)),
+            (None, None, Some(p)) => Some((p.host.to_owned(), 0)),
+            (None, None, None) => None,
         };
         let server = match server {
             None => None,
@@ -472,6 +491,13 @@ impl Settings {
                     }
                     (Some(e), None) => e,
                     (None, Some((p, _))) => p,
+                    // The preset's port goes with its TLS mode: `--provider gmail --tls
+                    // implicit` means port 465, not 587.
+                    (None, None)
+                        if preset.is_some_and(|p| tls_choice.is_none_or(|t| t == p.tls)) =>
+                    {
+                        preset.map_or(587, |p| p.port)
+                    }
                     (None, None) => {
                         if tls_choice == Some(TlsMode::Implicit) {
                             465
@@ -480,10 +506,10 @@ impl Settings {
                         }
                     }
                 };
-                let tls = tls_choice.unwrap_or(if port == 465 {
-                    TlsMode::Implicit
-                } else {
-                    TlsMode::Starttls
+                let tls = tls_choice.unwrap_or(match preset {
+                    Some(p) if p.port == port => p.tls,
+                    _ if port == 465 => TlsMode::Implicit,
+                    _ => TlsMode::Starttls,
                 });
                 // --insecure, --tls-fingerprint and --ca-file are one choice (how the
                 // certificate is checked, the first of them that is set wins): one made on the
@@ -537,6 +563,7 @@ impl Settings {
                     ehlo: cli.ehlo.clone().or(file.ehlo.clone()),
                     timeout: Duration::from_secs(timeout),
                     retries: cli.retries.or(file.retries).unwrap_or(2),
+                    provider: preset,
                 })
             }
         };
@@ -721,6 +748,72 @@ mod tests {
             .server
             .unwrap();
         assert_eq!(s.port, 26);
+    }
+
+    #[test]
+    fn a_provider_presets_server_port_and_tls_and_every_flag_or_key_overrides_it() {
+        let server = |args: &[&str], file: &str| {
+            let s = resolve(args, file).unwrap().server.unwrap();
+            (s.host, s.port, s.tls, s.provider.map(|p| p.name))
+        };
+        assert_eq!(
+            server(&["--provider", "gmail"], ""),
+            (
+                "smtp.gmail.com".into(),
+                587,
+                TlsMode::Starttls,
+                Some("gmail")
+            )
+        );
+        assert_eq!(
+            server(&[], "provider = \"yahoo\""),
+            (
+                "smtp.mail.yahoo.com".into(),
+                465,
+                TlsMode::Implicit,
+                Some("yahoo")
+            )
+        );
+        assert_eq!(server(&["--provider", "mailtrap"], "").1, 2525);
+        // Each value is overridden by its own flag or key.
+        assert_eq!(
+            server(&["--provider", "gmail", "--server", "relay.test"], "").0,
+            "relay.test"
+        );
+        assert_eq!(
+            server(&["--provider", "gmail"], "server = \"file.test\"").0,
+            "file.test"
+        );
+        assert_eq!(
+            server(&["--provider", "gmail", "--tls", "implicit"], ""),
+            (
+                "smtp.gmail.com".into(),
+                465,
+                TlsMode::Implicit,
+                Some("gmail")
+            )
+        );
+        assert_eq!(
+            server(&["--provider", "yahoo", "--port", "587"], ""),
+            (
+                "smtp.mail.yahoo.com".into(),
+                587,
+                TlsMode::Starttls,
+                Some("yahoo")
+            )
+        );
+        assert_eq!(
+            server(&["--provider", "fastmail"], "port = 2525\ntls = \"none\"").1,
+            2525
+        );
+        // The flag beats the file's provider.
+        assert_eq!(
+            server(&["--provider", "aol"], "provider = \"gmail\"").0,
+            "smtp.aol.com"
+        );
+        let e = resolve(&[], "provider = \"hotmail\"").unwrap_err();
+        assert!(e.to_string().contains("gmail, outlook"), "{e}");
+        assert!(resolve(&[], "").unwrap().server.is_none());
     }
 
     #[test]

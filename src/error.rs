@@ -9,6 +9,8 @@ use crate::report::{ErrorReport, Rejected};
 use crate::smtp::{self, SmtpError};
 use crate::transport::{self, TransportError};
 
+pub mod hint;
+
 /// What went wrong, in the contract's terms: one row of the exit table each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
@@ -212,14 +214,15 @@ impl Error {
         self.class().exit_code()
     }
 
-    /// The JSON report's `error` object, which also carries the exit code.
-    pub fn report(&self) -> ErrorReport {
+    /// The JSON report's `error` object, which also carries the exit code and the
+    /// [`hint::hint`] for this run's `context` (cli.md "Diagnostics").
+    pub fn report(&self, context: &hint::Context) -> ErrorReport {
         let class = self.class();
         ErrorReport {
             kind: class.kind(),
             message: self.to_string(),
             exit_code: class.exit_code(),
-            hint: None,
+            hint: hint::hint(self, context),
         }
     }
 }
@@ -407,6 +410,7 @@ mod tests {
                 SmtpError::AuthFailed {
                     mechanism: Mechanism::Plain,
                     reply: reply(535),
+                    oauth: None,
                 }
                 .into(),
                 77,
@@ -430,6 +434,7 @@ mod tests {
                 SmtpError::NoUsableMechanism {
                     offered: vec![],
                     tls: false,
+                    kind: crate::smtp::SecretKind::Password,
                 }
                 .into(),
                 78,
@@ -445,7 +450,7 @@ mod tests {
             ),
         ];
         for (e, code, kind) in rows {
-            let report = e.report();
+            let report = e.report(&hint::Context::default());
             assert_eq!((report.exit_code, report.kind), (code, kind), "{e:?}");
             assert_eq!(e.exit_code(), code);
             assert_eq!(report.message, e.to_string());
@@ -475,6 +480,7 @@ mod tests {
         let permanent = Error::from(SmtpError::AuthFailed {
             mechanism: Mechanism::Plain,
             reply: reply(535),
+            oauth: None,
         });
         assert!(!permanent.is_retryable());
         let partly = Error::PartlyRefused {

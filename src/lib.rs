@@ -14,6 +14,7 @@ pub mod dkim;
 pub mod driver;
 pub mod error;
 pub mod message;
+pub mod provider;
 pub mod quiz;
 pub mod report;
 pub mod smtp;

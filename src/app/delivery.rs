@@ -20,7 +20,7 @@ use crate::quiz::Progress;
 use crate::report::{ErrorReport, Rejected, ReplyReport, Report, TlsReport, Transport};
 use crate::smtp::{
     AuthChoice, Capabilities, Credentials, Dsn, Mechanism, MessageReport, RecipientStatus, Reply,
-    ReplyClass, Secret, SmtpError,
+    ReplyClass, Secret, SecretKind, SmtpError,
 };
 use crate::transport::{Stream, TlsPolicy};
 
@@ -197,17 +197,32 @@ impl Smtp {
     }
 }
 
-/// Reads the password (or prompts) and names the mechanism rule of `--auth`.
+/// Reads the password (or prompts) and names the mechanism rule of `--auth`. With
+/// `--auth xoauth2|oauthbearer` the password sources supply the OAuth2 access token instead
+/// (cli.md "OAuth2", msmtp's `passwordeval` convention), so `auto` and the named token
+/// mechanisms are told that the secret is a bearer token.
 fn credentials(settings: &ServerSettings, user: &str) -> Result<Credentials, Error> {
     let password = config::read_password(&settings.password, user)?;
+    let kind = if settings.auth.takes_token() {
+        SecretKind::BearerToken
+    } else {
+        SecretKind::Password
+    };
     Ok(Credentials {
         user: user.to_owned(),
-        password: Secret::new(password.into_bytes()),
+        // An access token printed by a command may end in spaces; they are never part of it.
+        password: match kind {
+            SecretKind::BearerToken => Secret::new(password.trim().as_bytes()),
+            SecretKind::Password => Secret::new(password.into_bytes()),
+        },
+        kind,
         choice: match settings.auth {
             AuthArg::Auto => AuthChoice::Auto,
             AuthArg::Plain => AuthChoice::Named(Mechanism::Plain),
             AuthArg::Login => AuthChoice::Named(Mechanism::Login),
             AuthArg::CramMd5 => AuthChoice::Named(Mechanism::CramMd5),
+            AuthArg::Xoauth2 => AuthChoice::Named(Mechanism::XOAuth2),
+            AuthArg::Oauthbearer => AuthChoice::Named(Mechanism::OAuthBearer),
         },
     })
 }
@@ -505,7 +520,7 @@ pub fn deliver_one(
             if let Error::Delivery { rejected, .. } = &e {
                 report.rejected = rejected.clone();
             }
-            let error = e.report();
+            let error = e.report(&ctx.hints());
             error::print(&error);
             report.error = Some(error);
             (report, e.exit_code())
@@ -518,7 +533,7 @@ pub fn deliver_one(
             Ok((report, code))
         }
         Err(e) => {
-            let error = e.report();
+            let error = e.report(&ctx.hints());
             error::print(&error);
             let code = error.exit_code;
             report.error = Some(error);
@@ -549,7 +564,7 @@ pub fn delivered(mut report: Report, d: Delivery) -> (Report, i32) {
             of: report.rejected.len() + report.accepted.len(),
             transient: d.rejections_transient,
         };
-        report.error = Some(e.report());
+        report.error = Some(e.report(&error::hint::Context::default()));
         (report, e.exit_code())
     }
 }
@@ -911,7 +926,7 @@ pub fn deliver_batch(
             Err(e) => {
                 Ui::warn_always(&format!("{}: {e}", job.label));
                 if connecting {
-                    let mut later = e.report();
+                    let mut later = e.report(&ctx.hints());
                     later.message = format!("not tried, the connection failed: {}", later.message);
                     unreachable = Some((later, e.to_string()));
                 }
@@ -919,7 +934,7 @@ pub fn deliver_batch(
                     Error::Delivery { rejected, .. } => rejected.clone(),
                     _ => Vec::new(),
                 };
-                report.error = Some(e.report());
+                report.error = Some(e.report(&ctx.hints()));
             }
         }
         let kept = keep_job(ctx, job, built.as_deref(), &fates, last_error);
@@ -990,7 +1005,7 @@ fn kept_report(
         }
         Err(e) => {
             Ui::warn_always(&format!("{}: {e}", job.label));
-            report.error = Some(e.report());
+            report.error = Some(e.report(&ctx.hints()));
         }
     }
 }

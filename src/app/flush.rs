@@ -71,7 +71,7 @@ pub fn flush(ctx: &Ctx) -> Result<(Report, i32), Error> {
             Err(e) => {
                 Ui::warn_always(&format!("{}: {e}", entry.name));
                 skipped.push(Report {
-                    error: Some(e.report()),
+                    error: Some(e.report(&ctx.hints())),
                     ..failed_report(&entry, "")
                 });
             }

@@ -81,7 +81,7 @@ pub fn grade(ctx: &Ctx) -> Result<(Report, i32), Error> {
                 reports.push(Some(Report {
                     transport,
                     quiz: quiz_json,
-                    error: Some(e.report()),
+                    error: Some(e.report(&ctx.hints())),
                     ..Report::default()
                 }));
             }

@@ -34,7 +34,7 @@ pub fn main() -> i32 {
         match sendmail::translate(&args, SystemTime::now()) {
             Ok(done) => done,
             Err(e) => {
-                error::print(&e.report());
+                error::print(&e.report(&error::hint::Context::default()));
                 return e.exit_code();
             }
         }
@@ -68,10 +68,12 @@ pub fn main() -> i32 {
         verbose: cli.verbose,
     };
     let started = Instant::now();
-    let (mut report, code) = match run(&cli, &matches, ui, input) {
+    // What the hints need to know of the run; filled once the settings are resolved.
+    let mut hints = error::hint::Context::default();
+    let (mut report, code) = match run(&cli, &matches, ui, input, &mut hints) {
         Ok(done) => done,
         Err(e) => {
-            let error = e.report();
+            let error = e.report(&hints);
             error::print(&error);
             let code = error.exit_code;
             let report = Report {
@@ -143,6 +145,7 @@ fn run(
     matches: &clap::ArgMatches,
     ui: Ui,
     input: Option<Vec<u8>>,
+    hints: &mut error::hint::Context,
 ) -> Result<(Report, i32), Error> {
     let mode = Mode::of(cli);
     if mode == Mode::Sendmail && input.is_none() {
@@ -153,6 +156,10 @@ fn run(
     mode.check_flags(cli, matches)?;
     // Before the config file is read: a broken config must not stop `--generate-man`.
     match mode {
+        Mode::ProviderList => {
+            print!("{}", crate::provider::table());
+            return Ok((Report::default(), 0));
+        }
         Mode::Man => return generate::man().map(|()| (Report::default(), 0)),
         Mode::Completions(shell) => {
             return generate::completions(shell).map(|()| (Report::default(), 0))
@@ -161,6 +168,7 @@ fn run(
     }
     let file = FileConfig::load(cli.config.as_deref())?;
     let settings = Settings::resolve(cli, matches, file)?;
+    *hints = error::hint::Context::of(settings.server.as_ref());
     if settings.server.as_ref().is_some_and(|s| s.insecure) {
         Ui::warn_always(
             "--insecure: the server's certificate is NOT verified; anyone on the path can read \
@@ -189,10 +197,17 @@ fn run(
         Mode::Grade => grade::grade(&ctx),
         Mode::Send | Mode::Sendmail => send::send(&mut ctx),
         Mode::Quiz => quiz_mode::quiz(&ctx),
-        Mode::Man | Mode::Completions(_) => Err(Error::Internal(format!(
+        Mode::Man | Mode::Completions(_) | Mode::ProviderList => Err(Error::Internal(format!(
             "{} is handled before the configuration is read",
             mode.name()
         ))),
+    }
+}
+
+impl Ctx<'_> {
+    /// What the hints of cli.md "Diagnostics" need to know of this run.
+    pub fn hints(&self) -> error::hint::Context {
+        error::hint::Context::of(self.settings.server.as_ref())
     }
 }
 

@@ -28,6 +28,8 @@ pub enum Mode {
     /// The sendmail command line (`sendmail`, or `--sendmail` first), translated by
     /// `app::sendmail` into send mode's `--message -`.
     Sendmail,
+    /// `--provider list`: prints the presets.
+    ProviderList,
 }
 
 /// The flags (clap ids) a mode cannot use.
@@ -38,7 +40,9 @@ enum Refused {
 
 impl Mode {
     pub fn of(cli: &Cli) -> Mode {
-        if cli.generate_man {
+        if cli.provider.as_deref() == Some(crate::provider::LIST) {
+            Mode::ProviderList
+        } else if cli.generate_man {
             Mode::Man
         } else if let Some(shell) = cli.generate_completions {
             Mode::Completions(shell)
@@ -74,6 +78,7 @@ impl Mode {
             Mode::Completions(_) => "--generate-completions",
             Mode::Flush => "--flush",
             Mode::Sendmail => "sendmail mode",
+            Mode::ProviderList => "--provider list",
         }
     }
 
@@ -185,6 +190,8 @@ impl Mode {
             // They print text derived from the flags' definitions: no flag's value changes it.
             Mode::Man => Refused::AllBut(&["generate_man"]),
             Mode::Completions(_) => Refused::AllBut(&["generate_completions"]),
+            // It only prints the table.
+            Mode::ProviderList => Refused::AllBut(&["provider", "config", "quiet", "verbose"]),
         }
     }
 
@@ -288,6 +295,11 @@ mod tests {
             Mode::Completions(clap_complete::Shell::Zsh)
         );
         assert_eq!(check(&["q", "--flush", "--due"]).unwrap(), Mode::Flush);
+        assert_eq!(
+            check(&["q", "--provider", "list"]).unwrap(),
+            Mode::ProviderList
+        );
+        assert_eq!(check(&["q", "--provider", "gmail"]).unwrap(), Mode::Quiz);
         let refused = [
             (
                 &["q", "--inline", "a.png"][..],
@@ -348,6 +360,10 @@ mod tests {
             (
                 &["q", "--flush", "--to", "a@x.test"][..],
                 "--target-email cannot be used with --flush",
+            ),
+            (
+                &["q", "--provider", "list", "--body", "x"][..],
+                "--body cannot be used with --provider list",
             ),
             (
                 &["q", "--insecure", "--ca-file", "c.pem"][..],

@@ -3,7 +3,7 @@ use super::delivery::Smtp;
 use super::Ctx;
 use crate::error::{self, Error};
 use crate::report::{CertificateReport, ProbeReport, Report, TlsReport};
-use crate::smtp::{auth, AuthChoice, Capabilities};
+use crate::smtp::{auth, AuthChoice, Capabilities, SecretKind};
 
 pub fn probe(ctx: &Ctx) -> Result<(Report, i32), Error> {
     let server = ctx.settings.server.as_ref().ok_or_else(|| {
@@ -11,7 +11,7 @@ pub fn probe(ctx: &Ctx) -> Result<(Report, i32), Error> {
     })?;
     let failed = |e: Error| {
         // The report names the server that failed, as a failed send does.
-        let error = e.report();
+        let error = e.report(&ctx.hints());
         error::print(&error);
         let code = error.exit_code;
         let report = Report {
@@ -50,6 +50,7 @@ pub fn probe(ctx: &Ctx) -> Result<(Report, i32), Error> {
         auth_mechanisms: caps.auth_mechanisms().to_vec(),
         auth_auto: auth::choose(
             AuthChoice::Auto,
+            SecretKind::Password,
             caps.auth_mechanisms(),
             session.tls_active(),
         )

@@ -179,6 +179,8 @@ pub fn open(endpoint: &Endpoint, setup: &Setup) -> Result<Connection<Stream>, Dr
     };
     let config = smtp::Config {
         ehlo_name: setup.ehlo.clone().unwrap_or_else(|| address_literal(local)),
+        host: endpoint.host.clone(),
+        port: endpoint.port,
         tls: endpoint.tls,
         credentials: setup.credentials.clone(),
         probe: setup.probe,

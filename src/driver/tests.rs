@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::message::{HeaderField, MessageError, Prepared};
-use crate::smtp::{AuthChoice, Secret};
+use crate::smtp::{AuthChoice, Secret, SecretKind};
 
 /// What the scripted server does at the client's next read.
 enum Step {
@@ -147,10 +147,13 @@ fn tls_config() -> Option<(ServerName<'static>, Arc<ClientConfig>)> {
 fn config(tls: TlsMode, user: bool) -> smtp::Config {
     smtp::Config {
         ehlo_name: "client.test".into(),
+        host: "mx.test".into(),
+        port: 587,
         tls,
         credentials: user.then(|| Credentials {
             user: "tim".into(),
             password: Secret::from("tanstaaftanstaaf".to_string()),
+            kind: SecretKind::Password,
             choice: AuthChoice::Auto,
         }),
         probe: false,

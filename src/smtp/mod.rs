@@ -4,7 +4,8 @@
 //! - [`command`]: commands as values with an exact wire form (RFC 5321 §4.1, RFC 4954, RFC 3030).
 //! - [`dsn`]: delivery status notification parameters and xtext (RFC 3461, RFC 6533).
 //! - [`capability`]: what an EHLO reply offers (RFC 5321 §4.1.1.1 and the extension RFCs).
-//! - [`auth`]: PLAIN, LOGIN, CRAM-MD5 and the `--auth auto` rule (RFC 4954, 4616, 2195).
+//! - [`auth`]: PLAIN, LOGIN, CRAM-MD5, XOAUTH2, OAUTHBEARER and the `--auth auto` rule
+//!   (RFC 4954, 4616, 2195, 7628).
 //! - [`session`]: the state machine a blocking driver runs over a socket (RFC 5321, 3207, 2920,
 //!   3030, 6531, 6152, 1870).
 //!
@@ -17,7 +18,7 @@ pub mod dsn;
 pub mod reply;
 pub mod session;
 
-pub use auth::{AuthChoice, Credentials, Mechanism, Secret};
+pub use auth::{AuthChoice, Credentials, Mechanism, OAuthFailure, Secret, SecretKind};
 pub use capability::Capabilities;
 pub use command::{Command, CommandError};
 pub use dsn::{Dsn, Envid, Notify, Ret};
@@ -74,8 +75,14 @@ pub enum SmtpError {
         /// True when at least one recipient was refused with a 4xx reply.
         transient: bool,
     },
-    #[error("authentication with {mechanism} failed: {reply}")]
-    AuthFailed { mechanism: Mechanism, reply: Reply },
+    #[error("authentication with {mechanism} failed: {reply}{}", oauth.as_ref().map(|o| format!(" (the server says: {o})")).unwrap_or_default())]
+    AuthFailed {
+        mechanism: Mechanism,
+        reply: Reply,
+        /// The OAuth2 error challenge that came before the final reply (RFC 7628 §3.2.2).
+        /// Boxed: it is rare, and every `Result` carrying an `SmtpError` would grow.
+        oauth: Option<Box<OAuthFailure>>,
+    },
     #[error("server wants authentication; give --user: {reply}")]
     AuthRequired { reply: Reply },
     #[error("malformed AUTH challenge: {0}")]
@@ -84,9 +91,20 @@ pub enum SmtpError {
     StartTlsNotOffered,
     #[error("credentials were given but the server offers no AUTH")]
     AuthNotOffered,
-    #[error("no usable AUTH mechanism: the server offers {offered:?}{}", if *.tls { "" } else { " over an unencrypted connection (PLAIN and LOGIN only when named with --auth)" })]
-    NoUsableMechanism { offered: Vec<String>, tls: bool },
-    #[error("user name or password contains a NUL character")]
+    #[error("no usable AUTH mechanism{}: the server offers {offered:?}{}",
+        if *.kind == SecretKind::BearerToken { " for an OAuth2 token (OAUTHBEARER or XOAUTH2)" } else { "" },
+        if *.tls { "" } else if *.kind == SecretKind::BearerToken { " over an unencrypted connection (a token only when the mechanism is named with --auth)" } else { " over an unencrypted connection (PLAIN and LOGIN only when named with --auth)" })]
+    NoUsableMechanism {
+        offered: Vec<String>,
+        tls: bool,
+        kind: SecretKind,
+    },
+    #[error("--auth {} carries {}, but {} was given", mechanism.name().to_ascii_lowercase(), if *.kind == SecretKind::Password { "an OAuth2 token" } else { "a password" }, if *.kind == SecretKind::Password { "a password" } else { "an OAuth2 token" })]
+    WrongSecretKind {
+        mechanism: Mechanism,
+        kind: SecretKind,
+    },
+    #[error("user name, password or token contains a character its mechanism cannot carry (a NUL, or in a token anything but RFC 6750 characters)")]
     InvalidCredentials,
     #[error("the message needs SMTPUTF8, which the server does not offer")]
     NeedsSmtpUtf8,
@@ -118,9 +136,11 @@ impl SmtpError {
             NoRecipientAccepted { transient: true } => ErrorClass::Temporary,
             NoRecipientAccepted { transient: false } => ErrorClass::Permanent,
             AuthFailed { .. } | AuthRequired { .. } => ErrorClass::Auth,
-            StartTlsNotOffered | AuthNotOffered | NoUsableMechanism { .. } | InvalidCredentials => {
-                ErrorClass::Config
-            }
+            StartTlsNotOffered
+            | AuthNotOffered
+            | NoUsableMechanism { .. }
+            | WrongSecretKind { .. }
+            | InvalidCredentials => ErrorClass::Config,
             NeedsSmtpUtf8 | NeedsEightBitMime | InvalidArgument(_) => ErrorClass::Data,
         }
     }

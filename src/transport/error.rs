@@ -138,6 +138,19 @@ fn problem_hint(problem: CertProblem) -> &'static str {
 }
 
 impl TransportError {
+    /// The server answered the ClientHello with something that is not a TLS record: an SMTP
+    /// server greeting in plaintext (`220 ...`, whose first octet is no TLS content type) on a
+    /// port where implicit TLS was asked for. rustls reports it at once, so no timeout runs.
+    pub fn is_plaintext_reply_to_tls(&self) -> bool {
+        matches!(
+            self,
+            Self::Tls {
+                source: rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+                ..
+            }
+        )
+    }
+
     /// The exit-status class (cli.md): the integrator maps it to 75, 76 or 78.
     pub fn class(&self) -> ErrorClass {
         match self {

@@ -55,6 +55,10 @@ pub enum TlsMode {
 pub struct Config {
     /// The EHLO/HELO argument: a domain or an address literal such as `[127.0.0.1]`.
     pub ehlo_name: String,
+    /// The server's host name and port as the user gave them: OAUTHBEARER sends them
+    /// (RFC 7628 §3.1), so a token cannot be replayed to another server unnoticed.
+    pub host: String,
+    pub port: u16,
     pub tls: TlsMode,
     /// Authenticate with these after EHLO (after STARTTLS when required).
     pub credentials: Option<Credentials>,
@@ -262,6 +266,8 @@ struct Learnt {
 /// The SMTP client session. See the module documentation for the driver contract.
 pub struct Session {
     ehlo: Domain,
+    host: String,
+    port: u16,
     credentials: Option<Credentials>,
     probe: bool,
     record: bool,
@@ -283,6 +289,8 @@ impl Session {
         let ehlo = Domain::new(&config.ehlo_name)?;
         Ok(Session {
             ehlo,
+            host: config.host,
+            port: config.port,
             credentials: config.credentials,
             probe: config.probe,
             record: config.transcript,

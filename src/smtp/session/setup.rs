@@ -133,8 +133,8 @@ impl Session {
             self.enter_ready(cleared);
             return Ok(());
         };
-        let started =
-            auth::choose(creds.choice, &offered, cleared.tls).and_then(|m| Sasl::start(m, creds));
+        let started = auth::choose(creds.choice, creds.kind, &offered, cleared.tls)
+            .and_then(|m| Sasl::start(m, creds, &self.host, self.port));
         match started {
             Ok((sasl, cmd)) => {
                 self.queue.command(cmd, Expect::Auth);
@@ -157,6 +157,10 @@ impl Session {
         };
         let cleared = *cleared;
         if reply.is_positive() {
+            // RFC 7628 §3.2.2: after the error challenge the server must fail the exchange.
+            if sasl.oauth_failure().is_some() {
+                return self.fail_hard(stage, SmtpError::UnexpectedReply { stage, reply });
+            }
             if !sasl.final_sent() {
                 return self.fail_hard(stage, SmtpError::UnsolicitedReply { stage, reply });
             }
@@ -178,7 +182,15 @@ impl Session {
         }
         if reply.is_permanent() {
             let mechanism = sasl.mechanism();
-            return self.fail_polite(stage, SmtpError::AuthFailed { mechanism, reply });
+            let oauth = sasl.oauth_failure().cloned().map(Box::new);
+            return self.fail_polite(
+                stage,
+                SmtpError::AuthFailed {
+                    mechanism,
+                    reply,
+                    oauth,
+                },
+            );
         }
         self.refuse(stage, reply)
     }

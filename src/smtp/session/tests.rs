@@ -10,13 +10,15 @@ use transcript::Item;
 
 use super::*;
 use crate::smtp::ReplyError;
-use crate::smtp::{AuthChoice, Envid, ErrorClass, Notify, Ret, Secret};
+use crate::smtp::{AuthChoice, Envid, ErrorClass, Notify, Ret, Secret, SecretKind};
 
 const EHLO_NAME: &str = "client.example.org";
 
 fn config(tls: TlsMode) -> Config {
     Config {
         ehlo_name: EHLO_NAME.into(),
+        host: "server.example.com".into(),
+        port: 587,
         tls,
         credentials: None,
         probe: false,
@@ -28,6 +30,7 @@ fn with_creds(mut c: Config, choice: AuthChoice) -> Config {
     c.credentials = Some(Credentials {
         user: "tim".into(),
         password: Secret::from("tanstaaftanstaaf".to_string()),
+        kind: SecretKind::Password,
         choice,
     });
     c
@@ -1745,4 +1748,204 @@ fn a_failure_is_sticky_and_keeps_its_cause() {
     assert!(same(s.submit(envelope(&["a@example.com"], 1, false))));
     assert_eq!(s.stage(), Stage::MailFrom);
     assert!(s.is_finished() && !s.wants_read());
+}
+
+/// The RFC 7628 §4 user and token, at the §4.3 server and port.
+fn with_token(mut c: Config, choice: AuthChoice) -> Config {
+    c.credentials = Some(Credentials {
+        user: "user@example.com".into(),
+        password: Secret::from("vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==".to_string()),
+        kind: SecretKind::BearerToken,
+        choice,
+    });
+    c
+}
+
+/// RFC 7628 §4.3's initial client response (server.example.com, port 587).
+const OAUTHBEARER_IR: &str = "bixhPXVzZXJAZXhhbXBsZS5jb20sAWhvc3Q9c2VydmVyLmV4YW1wbGUuY29tAXBvcnQ9NTg3AWF1dGg9QmVhcmVyIHZGOWRmdDRxbVRjMk52YjNSbGNrQmhiSFJoZG1semRHRXVZMjl0Q2c9PQEB";
+/// base64 of `user=user@example.com^Aauth=Bearer vF9...Cg==^A^A` (Google's format).
+const XOAUTH2_IR: &str = "dXNlcj11c2VyQGV4YW1wbGUuY29tAWF1dGg9QmVhcmVyIHZGOWRmdDRxbVRjMk52YjNSbGNrQmhiSFJoZG1semRHRXVZMjl0Q2c9PQEB";
+/// RFC 7628 §4.3's error challenge: invalid_token, scope example_scope.
+const OAUTH_ERROR: &str = "eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NvcGUiOiJleGFtcGxlX3Njb3BlIiwib3BlbmlkLWNvbmZpZ3VyYXRpb24iOiJodHRwczovL2V4YW1wbGUuY29tLy53ZWxsLWtub3duL29wZW5pZC1jb25maWd1cmF0aW9uIn0=";
+
+#[test]
+fn oauth_mechanisms_succeed_with_the_initial_response() {
+    for (choice, offer, line, mechanism) in [
+        (
+            AuthChoice::Auto,
+            "PLAIN LOGIN XOAUTH2 OAUTHBEARER",
+            format!("AUTH OAUTHBEARER {OAUTHBEARER_IR}"),
+            Mechanism::OAuthBearer,
+        ),
+        (
+            AuthChoice::Auto,
+            "PLAIN LOGIN XOAUTH2",
+            format!("AUTH XOAUTH2 {XOAUTH2_IR}"),
+            Mechanism::XOAuth2,
+        ),
+        // Named, XOAUTH2 is used even though OAUTHBEARER is offered too.
+        (
+            AuthChoice::Named(Mechanism::XOAuth2),
+            "OAUTHBEARER XOAUTH2",
+            format!("AUTH XOAUTH2 {XOAUTH2_IR}"),
+            Mechanism::XOAuth2,
+        ),
+        (
+            AuthChoice::Named(Mechanism::OAuthBearer),
+            "XOAUTH2 OAUTHBEARER",
+            format!("AUTH OAUTHBEARER {OAUTHBEARER_IR}"),
+            Mechanism::OAuthBearer,
+        ),
+    ] {
+        let script = starttls_prefix(&format!("S: 250 AUTH {offer}"))
+            + &format!(
+                "
+                 C: {line}
+                 S: 235 2.7.0 Accepted
+                 C: QUIT
+                 S: 221 bye"
+            );
+        let mut d = run(
+            with_token(config(TlsMode::Starttls), choice),
+            vec![],
+            &script,
+        );
+        assert!(d.errors.is_empty(), "{offer}: {:?}", d.errors);
+        assert_eq!(d.session.auth_mechanism(), Some(mechanism));
+        let t = d.session.take_transcript();
+        assert!(
+            t.contains(&format!("C: AUTH {mechanism} <redacted>")),
+            "{t:?}"
+        );
+        assert!(!t.iter().any(|l| l.contains("vF9dft")), "{t:?}");
+    }
+}
+
+#[test]
+fn oauth_error_challenge_is_answered_and_its_status_kept() {
+    for (mechanism, line, answer) in [
+        (
+            Mechanism::OAuthBearer,
+            format!("AUTH OAUTHBEARER {OAUTHBEARER_IR}"),
+            "AQ==",
+        ),
+        (Mechanism::XOAuth2, format!("AUTH XOAUTH2 {XOAUTH2_IR}"), ""),
+    ] {
+        let script = starttls_prefix("S: 250 AUTH XOAUTH2 OAUTHBEARER")
+            + &format!(
+                "
+                 C: {line}
+                 S: 334 {OAUTH_ERROR}
+                 C: {answer}
+                 S: 535 5.7.8 Authentication credentials invalid
+                 C: QUIT"
+            );
+        let d = run(
+            with_token(config(TlsMode::Starttls), AuthChoice::Named(mechanism)),
+            vec![],
+            &script,
+        );
+        let err = error(&d);
+        let SmtpError::AuthFailed {
+            mechanism: m,
+            reply,
+            oauth: Some(oauth),
+        } = err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!((*m, reply.code), (mechanism, 535));
+        assert_eq!(oauth.status.as_deref(), Some("invalid_token"));
+        assert_eq!(oauth.scope.as_deref(), Some("example_scope"));
+        assert_eq!(err.class(), ErrorClass::Auth);
+        assert!(
+            err.to_string()
+                .contains("the server says: invalid_token, scope example_scope"),
+            "{err}"
+        );
+        assert_eq!(d.session.auth_mechanism(), None);
+    }
+}
+
+#[test]
+fn oauth_success_after_the_error_challenge_is_a_protocol_error() {
+    let script = starttls_prefix("S: 250 AUTH XOAUTH2")
+        + &format!(
+            "
+             C: AUTH XOAUTH2 {XOAUTH2_IR}
+             S: 334 {OAUTH_ERROR}
+             C:
+             S: 235 2.7.0 ok"
+        );
+    let d = run(
+        with_token(config(TlsMode::Starttls), AuthChoice::Auto),
+        vec![],
+        &script,
+    );
+    assert!(matches!(
+        error(&d),
+        SmtpError::UnexpectedReply {
+            stage: Stage::Auth,
+            ..
+        }
+    ));
+    assert_eq!(error(&d).class(), ErrorClass::Protocol);
+}
+
+#[test]
+fn auto_with_a_token_never_picks_a_password_mechanism() {
+    let script = starttls_prefix("S: 250 AUTH PLAIN LOGIN CRAM-MD5") + "\nC: QUIT";
+    let d = run(
+        with_token(config(TlsMode::Starttls), AuthChoice::Auto),
+        vec![],
+        &script,
+    );
+    assert!(matches!(
+        error(&d),
+        SmtpError::NoUsableMechanism {
+            kind: SecretKind::BearerToken,
+            ..
+        }
+    ));
+    assert_eq!(error(&d).class(), ErrorClass::Config);
+    // And a password is never sent as a token.
+    let script = starttls_prefix("S: 250 AUTH XOAUTH2 OAUTHBEARER") + "\nC: QUIT";
+    let d = run(
+        with_creds(config(TlsMode::Starttls), AuthChoice::Auto),
+        vec![],
+        &script,
+    );
+    assert!(matches!(error(&d), SmtpError::NoUsableMechanism { .. }));
+}
+
+#[test]
+fn oauth_without_initial_response_when_the_line_is_too_long() {
+    let long = "t".repeat(400);
+    let mut cfg = with_token(config(TlsMode::Implicit), AuthChoice::Auto);
+    if let Some(c) = cfg.credentials.as_mut() {
+        c.password = Secret::from(long.clone());
+    }
+    let response = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("n,a=user@example.com,\x01host=server.example.com\x01port=587\x01auth=Bearer {long}\x01\x01"),
+    );
+    let script = format!(
+        "S: 220 mx
+         C: EHLO client.example.org
+         S: 250-mx
+         S: 250 AUTH OAUTHBEARER
+         C: AUTH OAUTHBEARER
+         S: 334
+         C: {response}
+         S: 334 {OAUTH_ERROR}
+         C: AQ==
+         S: 535 5.7.8 no
+         C: QUIT"
+    );
+    let d = run(cfg, vec![], &script);
+    assert!(
+        matches!(error(&d), SmtpError::AuthFailed { oauth: Some(_), .. }),
+        "{:?}",
+        d.errors
+    );
 }
